@@ -1,0 +1,132 @@
+"""The ``kakudai`` command: thin argument parsing over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train.config import load_config
+    from .train.trainer import Trainer
+
+    if args.resume:
+        import json
+        from pathlib import Path
+        from .train.config import _from_dict, TrainConfig
+        cfg_path = Path(args.resume) / "config.json"
+        cfg = _from_dict(TrainConfig, json.loads(cfg_path.read_text()))
+        if args.set:
+            from .train.config import config_to_dict, load_config as _lc  # noqa: F401
+            import tempfile, tomllib  # noqa: E401,F401
+            data = config_to_dict(cfg)
+            for item in args.set:
+                key, value = item.split("=", 1)
+                node = data
+                parts = key.split(".")
+                for p in parts[:-1]:
+                    node = node[p]
+                from .train.config import _parse_value
+                node[parts[-1]] = _parse_value(value)
+            cfg = _from_dict(TrainConfig, data)
+        trainer = Trainer(cfg, resume=args.resume)
+    else:
+        cfg = load_config(args.config, args.set)
+        trainer = Trainer(cfg)
+    run = trainer.fit()
+    if trainer.rank == 0:
+        print(f"run directory: {run}")
+    return 0
+
+
+def error(path: object, reason: str) -> None:
+    """The one-line error format: ``kakudai: error: <path>: <reason>``."""
+    print(f"kakudai: error: {path}: {reason}", file=sys.stderr)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from .checkpoint import WeightsError, load_model, resolve_model_name
+    from .evaluation import evaluate_folder
+
+    name = args.model
+    try:
+        model = load_model(name, args.scale)
+    except WeightsError as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    shown = resolve_model_name(name, args.scale) if name in ("default", "fast") else name
+    results, failed = [], False
+    for d in args.dirs:
+        try:
+            r = evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
+                                channel=args.channel, border=args.border)
+        except (FileNotFoundError, NotADirectoryError, OSError, ValueError) as e:
+            error(d, str(e))
+            failed = True
+            continue
+        results.append(r)
+        if not args.quiet:
+            print(f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
+                  f"{args.channel.upper()}, border {args.border if args.border is not None else math.ceil(args.scale)})")
+            for row in r["images"]:
+                print(f"  {row['name']:<24} {row['psnr']:8.3f} dB  {row['ssim']:.4f}")
+            print(f"  {'mean':<24} {r['psnr']:8.3f} dB  {r['ssim']:.4f}")
+    if args.json:
+        out = {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel,
+               "datasets": [{k: v for k, v in r.items()} for r in results]}
+        if len(results) == 1:
+            out.update(psnr=results[0]["psnr"], ssim=results[0]["ssim"], n=results[0]["n"])
+        print(json.dumps(out))
+    return 1 if failed else 0
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from .cli_upscale import run_upscale
+    return run_upscale(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("eval", help="PSNR/SSIM with the published-table protocol")
+    e.add_argument("dirs", nargs="+", metavar="DIR", help="folders of HR images")
+    e.add_argument("--model", default="default", help="model name or .safetensors (bicubic = baseline)")
+    e.add_argument("--scale", type=float, default=3)
+    e.add_argument("--tta", action="store_true", help="x8 geometric self-ensemble")
+    e.add_argument("--tile", type=int, default=None, help="tile size in LR pixels (default: whole image)")
+    e.add_argument("--channel", choices=["y", "rgb"], default="y")
+    e.add_argument("--border", type=int, default=None, help="pixels shaved (default: ceil(scale))")
+    e.add_argument("--json", action="store_true", help="last stdout line is one JSON object")
+    e.add_argument("--quiet", action="store_true", help="no table")
+    e.set_defaults(func=_cmd_eval)
+
+    u = sub.add_parser("upscale", help="upscale images (files or folders)")
+    u.add_argument("inputs", nargs="+", metavar="INPUT")
+    u.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder, or file for one input")
+    u.add_argument("--scale", type=float, default=2)
+    u.add_argument("--model", default="default")
+    u.add_argument("--tile", default=None, help="tile size in LR pixels, or auto")
+    u.add_argument("--tta", action="store_true")
+    u.set_defaults(func=_cmd_upscale)
+
+    t = sub.add_parser("train", help="train a model from a TOML config")
+    t.add_argument("config", nargs="?", help="TOML config (configs/*.toml)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Benchmark sets (HR crop + cached MATLAB-bicubic LR) and training patch sampling."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..ops.resize import imresize_np
+from .io import IMAGE_EXTENSIONS, read_image_uint8
+
+__all__ = ["BenchmarkImage", "benchmark_set", "list_images", "degrade_bicubic", "TrainPairs",
+           "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """Where derived data (LR images) is cached: $KAKUDAI_CACHE or ~/.cache/kakudai."""
+    root = os.environ.get("KAKUDAI_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kakudai")
+    return Path(root)
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by extension), sorted by name."""
+    folder = Path(folder)
+    it: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def mod_crop(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Crop the bottom/right so both sides are multiples of ``multiple``."""
+    h, w = img.shape[:2]
+    return img[: h - h % multiple, : w - w % multiple]
+
+
+def degrade_bicubic(hr: np.ndarray, scale: float) -> np.ndarray:
+    """The benchmark LR: MATLAB bicubic by 1/scale of a uint8 HR, rounded to uint8."""
+    lr = imresize_np(hr.astype(np.float64), scale=1.0 / scale)
+    return np.clip(np.round(lr), 0, 255).astype(np.uint8)
+
+
+def lr_size_multiple(scale: float) -> int:
+    """HR sides must be multiples of p for scale p/q so that the LR size is an integer."""
+    from fractions import Fraction
+    return Fraction(scale).limit_denominator(100).numerator
+
+
+@dataclass
+class BenchmarkImage:
+    name: str
+    hr: np.ndarray  # uint8 (H, W) or (H, W, 3), sides multiple of the scale's numerator
+    lr: np.ndarray  # uint8, MATLAB bicubic of hr by 1/scale
+
+
+def _cached_lr(path: Path, hr: np.ndarray, scale: float) -> np.ndarray:
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{scale!r}|v1".encode()).hexdigest()
+    f = cache_dir() / "lr" / f"{key}.npy"
+    try:
+        lr = np.load(f)
+        return lr
+    except (OSError, ValueError):
+        pass
+    lr = degrade_bicubic(hr, scale)
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, lr)
+        os.replace(tmp, f)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return lr
+
+
+def benchmark_set(folder: str | os.PathLike, scale: float) -> list[BenchmarkImage]:
+    """HR images of ``folder`` cropped to the scale's multiple, with their LR (cached)."""
+    from fractions import Fraction
+    items = []
+    mult = lr_size_multiple(scale)
+    exact = Fraction(scale).limit_denominator(100)
+    for p in list_images(folder):
+        hr = mod_crop(read_image_uint8(p), mult)
+        lr = _cached_lr(p, hr, float(exact))
+        items.append(BenchmarkImage(p.name, hr, lr))
+    if not items:
+        raise FileNotFoundError(f"{folder}: no images found")
+    return items
+
+
+class TrainPairs:
+    """All training images in memory with their MATLAB-bicubic LR, for patch sampling.
+
+    For each scale, HR is mod-cropped and LR = round(imresize(HR, 1/scale)),
+    exactly the benchmark degradation, computed once and cached on disk.
+    ``scale_aug`` adds downscaled copies of each HR (VDSR's scale augmentation).
+    """
+
+    def __init__(self, folders: Sequence[str | os.PathLike], scales: Sequence[int],
+                 scale_aug: Sequence[float] = (1.0,), verbose: bool = True):
+        self.paths = [p for f in folders for p in list_images(f, recursive=True)]
+        if not self.paths:
+            raise FileNotFoundError(f"no training images in {list(map(str, folders))}")
+        self.scales = list(scales)
+        self.pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        key = hashlib.sha1("|".join(
+            [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.paths]
+            + [repr(sorted(scale_aug)), "v1"]).encode()).hexdigest()[:16]
+        for s in self.scales:
+            f = cache_dir() / "train" / f"{key}_x{s}.npz"
+            try:
+                with np.load(f) as z:
+                    n = int(z["n"])
+                    self.pairs[s] = [(z[f"hr{i}"], z[f"lr{i}"]) for i in range(n)]
+                continue
+            except (OSError, KeyError, ValueError):
+                pass
+            if verbose:
+                print(f"preparing x{s} training pairs from {len(self.paths)} images (cached after)")
+            pairs = []
+            for p in self.paths:
+                base = read_image_uint8(p, mode="RGB")
+                for a in scale_aug:
+                    hr = base if a == 1.0 else np.clip(np.round(imresize_np(base.astype(np.float64), scale=a)), 0, 255).astype(np.uint8)
+                    hr = mod_crop(hr, s)
+                    if min(hr.shape[:2]) < s:
+                        continue
+                    pairs.append((hr, degrade_bicubic(hr, s)))
+            self.pairs[s] = pairs
+            try:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                tmp = f.with_name(f"{f.stem}.{os.getpid()}.tmp.npz")
+                arrays = {"n": np.array(len(pairs))}
+                for i, (hr, lr) in enumerate(pairs):
+                    arrays[f"hr{i}"], arrays[f"lr{i}"] = hr, lr
+                np.savez(tmp, **arrays)
+                os.replace(tmp, f)
+            except OSError:
+                pass
+
+    def sample(self, rng: np.random.Generator, batch: int, lr_patch: int, scale: int,
+               augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of aligned patches: LR (B, p, p, 3) and HR (B, p*s, p*s, 3), uint8.
+
+        Images are drawn with probability proportional to their number of
+        possible patch positions; flips and 90-degree rotations when ``augment``.
+        """
+        pairs = self.pairs[scale]
+        sizes = np.array([max(0, lr.shape[0] - lr_patch + 1) * max(0, lr.shape[1] - lr_patch + 1)
+                          for _, lr in pairs], dtype=np.float64)
+        if sizes.sum() == 0:
+            raise ValueError(f"no training image is large enough for a {lr_patch}px LR patch at x{scale}")
+        idx = rng.choice(len(pairs), size=batch, p=sizes / sizes.sum())
+        lrs, hrs = [], []
+        for i in idx:
+            hr, lr = pairs[i]
+            y = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
+            x = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
+            lp = lr[y:y + lr_patch, x:x + lr_patch]
+            hp = hr[y * scale:(y + lr_patch) * scale, x * scale:(x + lr_patch) * scale]
+            if augment:
+                k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+                lp, hp = np.rot90(lp, k), np.rot90(hp, k)
+                if flip:
+                    lp, hp = lp[:, ::-1], hp[:, ::-1]
+            lrs.append(np.ascontiguousarray(lp))
+            hrs.append(np.ascontiguousarray(hp))
+        return np.stack(lrs), np.stack(hrs)

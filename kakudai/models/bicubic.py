@@ -1,0 +1,27 @@
+"""Bicubic interpolation as a model: the baseline row of every table."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..ops.resize import imresize_torch
+from ..registry import register
+
+
+@register("bicubic")
+class Bicubic(nn.Module):
+    """MATLAB-compatible bicubic upscaling, no parameters. (B, C, h, w) -> (B, C, h*s, w*s)."""
+
+    pre_upsampled = False
+    pad_multiple = 1
+    takes_scale = True
+    receptive_radius = 2  # the cubic kernel reaches 2 input pixels each side
+
+    def __init__(self, scale: float = 3, channels: int = 3):
+        super().__init__()
+        self.scale = scale
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+        return imresize_torch(x, scale=float(scale or self.scale))

@@ -1,0 +1,98 @@
+"""Shared layers: the three upsampler kinds and ICNR initialisation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["icnr_", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS"]
+
+
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, scale: int, init=nn.init.kaiming_normal_) -> nn.Conv2d:
+    """ICNR (Aitken et al. 2017): initialise a conv feeding ``pixel_shuffle(scale)``
+    so that every group of ``scale**2`` output channels shares one kernel.
+
+    The sub-pixel output is then exactly nearest-neighbour upsampling of a
+    plain convolution, hence free of checkerboard artifacts at initialisation.
+    Weight shape (C * r^2, C_in, k, k); pixel_shuffle takes channel c*r^2 + i*r + j
+    to sub-pixel (i, j) of output channel c, so copies are repeat_interleaved.
+    """
+    r2 = scale * scale
+    out_ch, in_ch, kh, kw = conv.weight.shape
+    if out_ch % r2:
+        raise ValueError(f"out channels {out_ch} not divisible by scale^2={r2}")
+    sub = torch.empty(out_ch // r2, in_ch, kh, kw)
+    init(sub)
+    conv.weight.copy_(sub.repeat_interleave(r2, dim=0))
+    if conv.bias is not None:
+        b = conv.bias.view(out_ch // r2, r2)[:, :1].clone()
+        conv.bias.copy_(b.repeat_interleave(r2, dim=0).view(-1))
+    return conv
+
+
+class SubPixelConv(nn.Module):
+    """Conv to C*r^2 channels at low resolution, then pixel shuffle (ESPCN)."""
+
+    def __init__(self, in_ch: int, out_ch: int, scale: int, kernel: int = 3, icnr: bool = True):
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(in_ch, out_ch * scale * scale, kernel, padding=kernel // 2)
+        if icnr:
+            icnr_(self.conv, scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), self.scale)
+
+
+class ResizeConv(nn.Module):
+    """Nearest-neighbour resize, then a conv at high resolution (Odena et al. 2016)."""
+
+    def __init__(self, in_ch: int, out_ch: int, scale: int, kernel: int = 3):
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="nearest"))
+
+
+class TransposedConvUp(nn.Module):
+    """Strided transposed convolution (the FSRCNN / DCGAN upsampler).
+
+    Kernel ``2 * scale`` with stride ``scale`` makes the output exactly
+    ``scale`` times larger; uneven kernel overlap is what causes checkerboards.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, scale: int, kernel: int | None = None):
+        super().__init__()
+        self.scale = scale
+        k = kernel or 2 * scale
+        pad = (k - scale) // 2
+        extra = (k - scale) % 2
+        self.deconv = nn.ConvTranspose2d(in_ch, out_ch, k, stride=scale, padding=pad,
+                                         output_padding=0)
+        self._crop = extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.deconv(x)
+        if self._crop:
+            y = y[..., : x.shape[-2] * self.scale, : x.shape[-1] * self.scale]
+        return y
+
+
+UPSAMPLER_KINDS = ("subpixel", "subpixel_noicnr", "resize_conv", "transposed")
+
+
+def Upsampler(kind: str, in_ch: int, out_ch: int, scale: int, kernel: int = 3) -> nn.Module:
+    """Build one of the interchangeable upsamplers by kind (see UPSAMPLER_KINDS)."""
+    if kind == "subpixel":
+        return SubPixelConv(in_ch, out_ch, scale, kernel, icnr=True)
+    if kind == "subpixel_noicnr":
+        return SubPixelConv(in_ch, out_ch, scale, kernel, icnr=False)
+    if kind == "resize_conv":
+        return ResizeConv(in_ch, out_ch, scale, kernel)
+    if kind == "transposed":
+        return TransposedConvUp(in_ch, out_ch, scale)
+    raise ValueError(f"unknown upsampler kind {kind!r}; choose from {UPSAMPLER_KINDS}")

@@ -1,0 +1,37 @@
+"""ESPCN (Shi et al. 2016): features at low resolution, sub-pixel convolution last."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..registry import register
+from .blocks import Upsampler
+
+
+@register("espcn")
+class ESPCN(nn.Module):
+    """5-3-3 filters, 64/32 channels, tanh, then a sub-pixel convolution.
+
+    The last layer is ICNR-initialised (``upsampler="subpixel"``), so the
+    untrained network is free of checkerboard artifacts. Input (B, C, h, w) in
+    [0, 1], output (B, C, h*scale, w*scale).
+    """
+
+    pre_upsampled = False
+    pad_multiple = 1
+
+    def __init__(self, scale: int = 3, channels: int = 1, n1: int = 64, n2: int = 32,
+                 upsampler: str = "subpixel"):
+        super().__init__()
+        self.scale = scale
+        self.channels = channels
+        self.receptive_radius = 2 + 1 + 1
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, n1, 5, padding=2), nn.Tanh(),
+            nn.Conv2d(n1, n2, 3, padding=1), nn.Tanh(),
+        )
+        self.upsample = Upsampler(upsampler, n2, channels, scale, kernel=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.features(x))

@@ -1,0 +1,129 @@
+"""Typed training configuration: the single source of truth for a run.
+
+A TOML file fills these dataclasses; ``--set section.key=value`` overrides
+single values; the resolved config is written beside the run's checkpoints.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ksr"
+    args: dict[str, Any] = field(default_factory=dict)  # constructor args; scale comes from data.scales
+
+
+@dataclass
+class DataConfig:
+    train_dirs: list[str] = field(default_factory=lambda: ["../shared/data/train"])
+    val_dirs: list[str] = field(default_factory=lambda: ["../shared/data/bench/Set5"])
+    scales: list[int] = field(default_factory=lambda: [3])  # several = multi-scale training
+    patch_size: int = 48  # LR patch side (restoration: the patch side)
+    batch_size: int = 16  # global batch, split across DDP ranks
+    scale_aug: list[float] = field(default_factory=lambda: [1.0])  # VDSR-style HR downscales
+    augment: bool = True  # flips and 90-degree rotations
+    task: str = "sr"  # sr | restore (noise/JPEG degradations, scale 1)
+    noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # uniform range, 0-255 units
+    noise_gray_prob: float = 0.0  # fraction of patches made gray (gray noise)
+    jpeg_quality: list[int] = field(default_factory=lambda: [0, 0])  # uniform range; 0 = no JPEG
+    jpeg_prob: float = 0.0  # fraction of patches JPEG-compressed
+    jpeg_double_prob: float = 0.0  # of those, fraction compressed twice on a shifted grid
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 5e-4
+    min_lr: float = 1e-6
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | step | constant
+    warmup: int = 0  # iterations of linear warm-up
+    step_size: int = 100_000
+    gamma: float = 0.5
+    loss: str = "l1"  # l1 | l2 | charbonnier
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    ema: float = 0.0  # EMA decay of weights (e.g. 0.999); 0 = off
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    iterations: int = 10_000
+    log_every: int = 50
+    val_every: int = 1000
+    ckpt_every: int = 500
+    seed: int = 0
+    out_dir: str = "runs"
+    name: str = ""  # run directory name; default: the config file's stem
+    init_from: str = ""  # weights to start from (fine-tuning / warm restart); non-matching tensors are skipped
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    progress: bool = True
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            raise KeyError(f"unknown config key {cls.__name__}.{k}")
+        f = names[k]
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            kwargs[k] = _from_dict(f.default_factory, v)  # type: ignore[arg-type]
+        else:
+            kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        return text
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (or the defaults) and apply ``key=value`` overrides.
+
+    Keys are dotted (``optim.lr=1e-3``, ``model.args.width=64``); values are
+    Python/TOML literals (``[2,3,4]``, ``true``, ``"name"``) or bare strings.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        if not data.get("name"):
+            data["name"] = Path(path).stem
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _parse_value(value.strip())
+    return _from_dict(TrainConfig, data)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as JSON (TOML has no writer in the stdlib)."""
+    Path(path).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")

@@ -1,0 +1,348 @@
+"""The one Trainer: model + data + loss + optimizer, single process or DDP.
+
+Run directory layout (``out_dir/name``)::
+
+    config.json        the resolved TrainConfig
+    log.jsonl          one JSON object per log/validation event
+    last/              model.safetensors, ema.safetensors, state.pt  (resume point)
+    best.safetensors   best validation PSNR so far (EMA weights when EMA is on)
+    final.safetensors  weights at the end of the run
+    plot.png           training loss and validation PSNR over iterations
+
+Determinism: patches come from one numpy Generator seeded by ``seed`` and
+shared by all ranks (each rank takes its slice of the global batch), the
+learning rate is a pure function of the iteration, and the resume point holds
+model, EMA, optimizer and RNG states, so N + N resumed steps equal 2N steps.
+``state.pt`` is written by this trainer and read back with
+``torch.load(weights_only=True)``, which refuses arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..checkpoint import save_model
+from ..data.datasets import TrainPairs
+from ..ops.color import rgb_to_y
+from ..ops.resize import imresize_torch
+from ..registry import create_model
+from .config import TrainConfig, save_config
+
+__all__ = ["Trainer", "lr_at", "resolve_data_path"]
+
+
+def lr_at(it: int, cfg) -> float:
+    """Learning rate at iteration ``it`` (0-based) for an OptimConfig and a run length."""
+    o = cfg.optim
+    if o.warmup and it < o.warmup:
+        return o.lr * (it + 1) / o.warmup
+    if o.schedule == "constant":
+        return o.lr
+    if o.schedule == "step":
+        return o.lr * (o.gamma ** (it // o.step_size))
+    if o.schedule == "cosine":
+        span = max(1, cfg.iterations - o.warmup)
+        t = min(1.0, (it - o.warmup) / span)
+        return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown schedule {o.schedule!r}")
+
+
+def resolve_data_path(p: str) -> str:
+    """A data folder as given, or relative to the repository root if that exists.
+
+    Default configs name ``../shared/data/...`` relative to the repository, so
+    training works from any working directory of a checkout.
+    """
+    if os.path.isabs(p) or os.path.exists(p):
+        return p
+    repo = Path(__file__).resolve().parents[2]
+    alt = repo / p
+    return str(alt) if alt.exists() else p
+
+
+def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "l1":
+        return F.l1_loss(pred, target)
+    if name == "l2":
+        return F.mse_loss(pred, target)
+    if name == "charbonnier":
+        return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return _dist_info()
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig` and runs the loop."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | os.PathLike | None = None):
+        self.cfg = cfg
+        self.rank, self.world = init_distributed()
+        if cfg.data.batch_size % self.world:
+            raise ValueError(f"batch_size {cfg.data.batch_size} not divisible by {self.world} ranks")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) \
+            if torch.cuda.is_available() and self.world > 1 else torch.device("cpu")
+
+        self.run_dir = Path(resume) if resume else Path(cfg.out_dir) / (cfg.name or "run")
+        torch.manual_seed(cfg.seed)
+        args = dict(cfg.model.args)
+        scales = list(cfg.data.scales)
+        if cfg.model.name not in ("rednet",) or cfg.data.task == "sr":
+            args.setdefault("scale", scales[0] if len(scales) == 1 else scales)
+        self.model = create_model(cfg.model.name, **args).to(self.device)
+        self.channels = int(getattr(self.model, "channels", 3))
+        if cfg.init_from:
+            self._init_from(cfg.init_from)
+        self.ema = copy.deepcopy(self.model).eval() if cfg.optim.ema > 0 else None
+        if self.ema is not None:
+            self.ema.requires_grad_(False)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            multi = len(getattr(self.model, "scales", ())) > 1
+            self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=multi)
+        o = cfg.optim
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.optimizer]
+        self.opt = opt_cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                           weight_decay=o.weight_decay)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.it = 0
+        self.best_psnr = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self._stop = False
+        self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
+                               scales if cfg.data.task == "sr" else [1],
+                               cfg.data.scale_aug, verbose=self.rank == 0)
+        if resume:
+            self._load_state(self.run_dir / "last")
+
+    # ----------------------------------------------------------------- state
+    def _init_from(self, path: str) -> None:
+        from safetensors.torch import load_file
+        src = load_file(resolve_data_path(path))
+        own = self.model.state_dict()
+        taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        self.model.load_state_dict(taken, strict=False)
+        skipped = sorted(set(own) - set(taken))
+        if self.rank == 0:
+            print(f"initialised {len(taken)}/{len(own)} tensors from {path}"
+                  + (f"; new: {', '.join(skipped)}" if skipped else ""))
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        last = self.run_dir / "last"
+        tmp = self.run_dir / ".last.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        meta = {"iteration": self.it, "run": self.cfg.name}
+        save_model(self.model, tmp / "model.safetensors", extra=meta)
+        if self.ema is not None:
+            save_model(self.ema, tmp / "ema.safetensors", extra=meta)
+        torch.save({"iteration": self.it, "optimizer": self.opt.state_dict(),
+                    "rng": json.dumps(self.rng.bit_generator.state),
+                    "torch_rng": torch.get_rng_state(), "best_psnr": self.best_psnr},
+                   tmp / "state.pt")
+        # Swap directories so an interruption never leaves a half-written resume point.
+        old = self.run_dir / ".last.old"
+        if last.exists():
+            last.rename(old)
+        tmp.rename(last)
+        if old.exists():
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+    def _load_state(self, last: Path) -> None:
+        from safetensors.torch import load_file
+        self.model.load_state_dict(load_file(str(last / "model.safetensors")))
+        if self.ema is not None and (last / "ema.safetensors").exists():
+            self.ema.load_state_dict(load_file(str(last / "ema.safetensors")))
+        st = torch.load(last / "state.pt", weights_only=True)
+        self.opt.load_state_dict(st["optimizer"])
+        self.rng.bit_generator.state = json.loads(st["rng"])
+        torch.set_rng_state(st["torch_rng"])
+        self.it = int(st["iteration"])
+        self.best_psnr = float(st["best_psnr"])
+        logf = self.run_dir / "log.jsonl"
+        if logf.exists():
+            self.history = [json.loads(x) for x in logf.read_text().splitlines() if x.strip()]
+            self.history = [h for h in self.history if h.get("it", 0) <= self.it]
+            logf.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+
+    def _log(self, rec: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.history.append(rec)
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # ------------------------------------------------------------------ data
+    def _batch(self, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's slice of the global batch: (LR input, HR target) tensors."""
+        d = self.cfg.data
+        lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment)
+        if d.task != "sr":
+            from ..data.degrade import degrade_batch
+            lr_u8 = None
+            hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+            lr, hr = degrade_batch(hr, self.rng, d, self.channels)
+        else:
+            lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+            hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+            if self.channels == 1:
+                lr, hr = rgb_to_y(lr), rgb_to_y(hr)
+        per = d.batch_size // self.world
+        sl = slice(self.rank * per, (self.rank + 1) * per)
+        return lr[sl].contiguous().to(self.device), hr[sl].contiguous().to(self.device)
+
+    def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        if getattr(self.model, "pre_upsampled", False) and scale != 1:
+            lr = imresize_torch(lr, scale=float(scale))
+        if getattr(self.model, "takes_scale", False):
+            return self.net(lr, scale=scale)
+        return self.net(lr)
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> dict[str, Any]:
+        from ..evaluation import evaluate_folder
+        model = self.ema if self.ema is not None else self.model
+        rec: dict[str, Any] = {"it": self.it, "kind": "val"}
+        scores = []
+        for s in (self.cfg.data.scales if self.cfg.data.task == "sr" else [1]):
+            net = model.for_scale(s) if len(getattr(model, "scales", ())) > 1 else model
+            for d in self.cfg.data.val_dirs:
+                if self.cfg.data.task == "sr":
+                    r = evaluate_folder(net, resolve_data_path(d), s, with_ssim=False)
+                else:
+                    from ..evaluation import evaluate_restoration
+                    r = evaluate_restoration(net, resolve_data_path(d), self.cfg.data)
+                rec[f"{r['name']}_x{s}"] = round(r["psnr"], 4)
+                scores.append(r["psnr"])
+        model.train()
+        rec["psnr"] = float(np.mean(scores))
+        return rec
+
+    # ------------------------------------------------------------------ loop
+    def _handle_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._stop = True
+
+    def fit(self) -> Path:
+        cfg = self.cfg
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.json")
+        old_int = signal.signal(signal.SIGINT, self._handle_signal)
+        old_term = signal.signal(signal.SIGTERM, self._handle_signal)
+        bar = None
+        if self.rank == 0 and cfg.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.iterations, initial=self.it, unit="it", dynamic_ncols=True,
+                       desc=cfg.name or "train")
+        t_start = time.time()
+        t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
+        scales = cfg.data.scales if cfg.data.task == "sr" else [1]
+        self.model.train()
+        try:
+            while self.it < cfg.iterations and not self._stop:
+                scale = scales[self.it % len(scales)]
+                lr, hr = self._batch(scale)
+                for g in self.opt.param_groups:
+                    g["lr"] = lr_at(self.it, cfg)
+                pred = self._forward(lr, scale)
+                loss = _loss(cfg.optim.loss, pred, hr)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+                self.opt.step()
+                if self.ema is not None:
+                    with torch.no_grad():
+                        for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                            pe.lerp_(pm, 1.0 - cfg.optim.ema)
+                self.it += 1
+                loss_v = float(loss.detach())
+                if not math.isfinite(loss_v):
+                    raise FloatingPointError(f"loss became {loss_v} at iteration {self.it}")
+                loss_acc += loss_v
+                loss_n += 1
+                n_patches += cfg.data.batch_size
+                if bar is not None:
+                    bar.update(1)
+                    if self.it % 10 == 0:
+                        bar.set_postfix(loss=f"{loss_v:.4f}", best=f"{self.best_psnr:.3f}")
+                if self.it % cfg.log_every == 0:
+                    dt = time.time() - t_log
+                    self._log({"it": self.it, "kind": "train", "loss": loss_acc / loss_n,
+                               "lr": lr_at(self.it - 1, cfg), "patches_per_s": n_patches / dt,
+                               "elapsed_s": time.time() - t_start})
+                    t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
+                if cfg.val_every and self.it % cfg.val_every == 0 and self.rank == 0:
+                    self._validate_and_keep_best(bar)
+                if cfg.ckpt_every and self.it % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+                if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
+                    if bar is not None:
+                        bar.write(f"time limit of {cfg.max_minutes} min reached at iteration {self.it}")
+                    break
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+            if bar is not None:
+                bar.close()
+        self.save_checkpoint()
+        if self.rank == 0:
+            if self._stop:
+                print(f"interrupted: checkpoint saved at iteration {self.it} in {self.run_dir / 'last'}")
+            final = self.ema if self.ema is not None else self.model
+            save_model(final, self.run_dir / "final.safetensors",
+                       extra={"iteration": self.it, "run": cfg.name})
+            if cfg.val_every and self.it % cfg.val_every != 0 and not self._stop:
+                self._validate_and_keep_best(None)
+            try:
+                from .plot import plot_history
+                plot_history(self.history, self.run_dir / "plot.png")
+            except Exception as e:  # the plot is a convenience; say why it is missing
+                print(f"warning: no plot ({e})")
+        if self.world > 1:
+            dist.barrier()
+        return self.run_dir
+
+    def _validate_and_keep_best(self, bar) -> None:
+        rec = self.validate()
+        rec["elapsed_s"] = None
+        self._log(rec)
+        msg = f"it {self.it}: val " + " ".join(f"{k}={v}" for k, v in rec.items()
+                                                if k not in ("it", "kind", "elapsed_s"))
+        (bar.write if bar is not None else print)(msg)
+        if rec["psnr"] > self.best_psnr:
+            self.best_psnr = rec["psnr"]
+            model = self.ema if self.ema is not None else self.model
+            save_model(model, self.run_dir / "best.safetensors",
+                       extra={"iteration": self.it, "val": rec, "run": self.cfg.name})
