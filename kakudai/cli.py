@@ -88,6 +88,23 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return run_upscale(args)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .web.server import WebConfig, serve
+    except ImportError as e:
+        error("serve", f"the web page needs the web extra: pip install 'kakudai[web]' ({e.name} is missing)")
+        return 1
+    limits = {"max_upload_bytes": None if args.max_upload_mb is None else int(args.max_upload_mb * 2**20),
+              "max_pixels": args.max_pixels}
+    cfg = WebConfig(**{k: v for k, v in limits.items() if v is not None})
+    try:
+        serve(args.host, args.port, cfg)
+    except OSError as e:
+        error(f"{args.host}:{args.port}", e.strerror or str(e))
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -112,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", default=None, help="tile size in LR pixels, or auto")
     u.add_argument("--tta", action="store_true")
     u.set_defaults(func=_cmd_upscale)
+
+    w = sub.add_parser("serve", help="a local web page: drop an image, compare, download")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    w.add_argument("--port", type=int, default=8000)
+    w.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload in MiB (default 32)")
+    w.add_argument("--max-pixels", type=int, default=None,
+                   help="largest accepted input, width*height (default 16000000)")
+    w.set_defaults(func=_cmd_serve)
 
     t = sub.add_parser("train", help="train a model from a TOML config")
     t.add_argument("config", nargs="?", help="TOML config (configs/*.toml)")

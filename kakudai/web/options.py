@@ -1,0 +1,257 @@
+"""What the web page may ask for, and the checks on each request.
+
+Everything here is derived from the Python API and the shipped weights, so the
+page offers exactly what :func:`kakudai.upscale` can do: models with weights
+in the package (plus ``default`` and ``bicubic``, which always work), the
+scales each serves, and the options the API's signature accepts (noise
+reduction, target size, progress) once they exist. A request for anything
+else is refused here with a 4xx :class:`ApiError`, before any decoding.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from .. import api
+from ..checkpoint import ALIASES, resolve_model_name, shipped_weights
+
+__all__ = ["ApiError", "WebConfig", "ApiFeatures", "ModelChoice", "UpscaleRequest", "api_features",
+           "model_choices", "models_payload", "parse_request", "check_image_header", "output_size"]
+
+# waifu2x's noise levels (0 = light JPEG cleanup ... 3 = strong); "none" = off.
+DENOISE_LEVELS = (0, 1, 2, 3)
+SCALE_PRESETS = (2.0, 3.0, 4.0)
+MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
+        "GIF": "image/gif", "TIFF": "image/tiff"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP ``status`` and a one-line ``message``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Limits that protect the machine. Pixel counts are width * height."""
+
+    max_upload_bytes: int = 32 * 1024 * 1024
+    max_pixels: int = 16_000_000          # input, read from the header before decoding
+    max_output_pixels: int = 64_000_000   # result (a 16 MP input at x2)
+    formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+    max_running: int = 1                  # upscales at once (each already uses every core)
+    max_waiting: int = 4                  # queued behind them; more get 503
+    min_scale: float = 1.0
+    max_scale: float = 8.0
+    tile: int | None = 256                # LR tile size: bounds memory on large images
+    result_ttl: float = 600.0             # seconds a finished job's PNG is kept for download
+    max_results: int = 8                  # finished jobs kept at most (oldest dropped first)
+    png_compress_level: int = 3           # zlib level: 6 (Pillow's default) is slow on big images
+    allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (None: any)
+
+
+@dataclass(frozen=True)
+class ApiFeatures:
+    """Optional keyword arguments that :func:`kakudai.upscale` accepts in this version."""
+
+    denoise: bool = False
+    target_size: str | None = None   # "size" (a (width, height) pair) or "width_height"
+    progress: str | None = None      # name of a callback(done, total) parameter
+
+
+def api_features(fn: Any = None) -> ApiFeatures:
+    """Read the optional features off the API's signature (``fn`` for tests)."""
+    params = inspect.signature(fn or api.upscale).parameters
+    size = "size" if "size" in params else ("width_height" if {"width", "height"} <= set(params) else None)
+    progress = next((p for p in ("progress", "on_tile") if p in params), None)
+    return ApiFeatures(denoise="denoise" in params, target_size=size, progress=progress)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the page can offer. ``scales`` None: any scale in the server's range."""
+
+    name: str
+    label: str
+    scales: tuple[float, ...] | None = None
+    resolves: dict[str, str] = field(default_factory=dict)  # alias -> model per preset scale
+
+
+def model_choices() -> list[ModelChoice]:
+    """``default`` first, then ``bicubic``, then every model with shipped weights."""
+    shipped = shipped_weights()
+    out = []
+    for alias, real in ALIASES.items():
+        if alias != "default" and real not in shipped:
+            continue  # "fast" only once its own weights ship; before that it equals default
+        res = {f"{s:g}": resolve_model_name(alias, s) for s in SCALE_PRESETS}
+        shown = ", ".join(dict.fromkeys(res.values()))
+        # An alias falls back to implicit or bicubic, so it serves every scale.
+        out.append(ModelChoice(alias, f"{alias} ({shown})", None, res))
+    out.append(ModelChoice("bicubic", "bicubic (no network)", None))
+    for name, scales in shipped.items():
+        if name == "bicubic":
+            continue
+        if scales:
+            tag = "/".join(f"x{s:g}" for s in scales)
+            out.append(ModelChoice(name, f"{name} ({tag})", tuple(scales)))
+        else:  # a scale-free file: an arbitrary-scale model such as implicit
+            out.append(ModelChoice(name, f"{name} (any scale)", None))
+    return out
+
+
+def models_payload(cfg: WebConfig, features: ApiFeatures, choices: list[ModelChoice]) -> dict[str, Any]:
+    """The body of ``GET /api/models``: everything the page needs to build its form."""
+    from .. import __version__
+
+    return {
+        "version": __version__,
+        "default_model": "default",
+        "models": [{**asdict(c), "scales": list(c.scales) if c.scales else None,
+                    "any_scale": c.scales is None} for c in choices],
+        "scale": {"min": cfg.min_scale, "max": cfg.max_scale, "default": 2.0,
+                  "presets": list(SCALE_PRESETS)},
+        "target_size": features.target_size is not None,
+        "denoise": {"available": features.denoise,
+                    "levels": list(DENOISE_LEVELS) if features.denoise else []},
+        "progress": features.progress is not None,
+        "limits": {"max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
+                   "max_output_pixels": cfg.max_output_pixels, "formats": list(cfg.formats),
+                   "accept": ",".join(MIME[f] for f in cfg.formats if f in MIME)},
+    }
+
+
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """A validated request: exactly one of ``scale`` and ``size`` is set."""
+
+    model: str
+    scale: float | None = None
+    size: tuple[int | None, int | None] | None = None  # target (width, height); one may be None
+    denoise: int | None = None  # None: no noise reduction
+
+    def api_kwargs(self, features: ApiFeatures) -> dict[str, Any]:
+        """Keyword arguments for :func:`kakudai.upscale` (image, tile, progress excluded)."""
+        kw: dict[str, Any] = {"model": self.model}
+        if self.size is not None:
+            if features.target_size == "size":
+                kw["size"] = self.size
+            else:
+                kw["width"], kw["height"] = self.size
+        else:
+            kw["scale"] = self.scale
+        if self.denoise is not None:
+            kw["denoise"] = self.denoise
+        return kw
+
+
+def _field(form: Mapping[str, Any], name: str) -> str:
+    v = form.get(name)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise ApiError(400, f"field {name!r} must be text, not a file")
+    return v.strip()
+
+
+def _positive_int(text: str, name: str) -> int | None:
+    if not text:
+        return None
+    try:
+        v = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number of pixels, got {text[:20]!r}") from None
+    if v < 1:
+        raise ApiError(400, f"{name} must be at least 1, got {v}")
+    return v
+
+
+def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures,
+                  choices: list[ModelChoice]) -> UpscaleRequest:
+    """Validate the text fields ``model``, ``scale``, ``width``, ``height``, ``denoise``."""
+    model = _field(form, "model") or "default"
+    by_name = {c.name: c for c in choices}
+    if model not in by_name:  # also keeps file-system paths out of load_model
+        raise ApiError(400, f"unknown model {model[:40]!r}; available: {', '.join(by_name)}")
+    choice = by_name[model]
+
+    denoise_text = _field(form, "denoise").lower()
+    denoise = None
+    if denoise_text not in ("", "none", "off", "-1"):
+        try:
+            denoise = int(denoise_text)
+        except ValueError:
+            denoise = -1
+        if denoise not in DENOISE_LEVELS:
+            raise ApiError(400, f"denoise must be none or 0-3, got {denoise_text[:20]!r}")
+        if not features.denoise:
+            raise ApiError(400, "noise reduction (denoise) is not available in this version of kakudai")
+
+    width, height = _positive_int(_field(form, "width"), "width"), _positive_int(_field(form, "height"), "height")
+    scale_text = _field(form, "scale")
+    if width is not None or height is not None:
+        if scale_text:
+            raise ApiError(400, "give either scale or a target width/height, not both")
+        if features.target_size is None:
+            raise ApiError(400, "a target size is not available in this version of kakudai; give a scale")
+        return UpscaleRequest(model, size=(width, height), denoise=denoise)
+
+    try:
+        scale = float(scale_text or "2")
+    except ValueError:
+        raise ApiError(400, f"scale must be a number, got {scale_text[:20]!r}") from None
+    if not math.isfinite(scale) or not cfg.min_scale <= scale <= cfg.max_scale:
+        raise ApiError(400, f"scale must be between {cfg.min_scale:g} and {cfg.max_scale:g}, got {scale_text[:20]}")
+    if choice.scales is not None and scale not in choice.scales:
+        have = ", ".join(f"x{s:g}" for s in choice.scales)
+        raise ApiError(400, f"model {model!r} is trained for {have} only, not x{scale:g}; "
+                            "use default or bicubic for other scales")
+    return UpscaleRequest(model, scale=scale, denoise=denoise)
+
+
+def check_image_header(data: bytes, cfg: WebConfig) -> tuple[str, int, int]:
+    """(format, width, height) from the header only; refuses what the server will not decode.
+
+    Pillow's ``open`` parses the header and leaves the pixel data undecoded, so
+    a small file that claims a huge size costs nothing here.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ApiError(400, "the uploaded file is empty")
+    if len(data) > cfg.max_upload_bytes:
+        raise ApiError(413, f"the upload is {len(data)} bytes; the limit is {cfg.max_upload_bytes}")
+    try:
+        with Image.open(io.BytesIO(data), formats=list(cfg.formats)) as im:
+            fmt, (w, h) = im.format or "?", im.size
+    except Image.DecompressionBombError as e:
+        raise ApiError(413, f"image too large ({e})") from None
+    except UnidentifiedImageError:
+        raise ApiError(415, "not an image in an accepted format (" + ", ".join(cfg.formats) + ")") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ApiError(400, f"cannot read the image header ({e})") from None
+    if w < 1 or h < 1:
+        raise ApiError(400, f"the image has no pixels ({w}x{h})")
+    if w * h > cfg.max_pixels:
+        raise ApiError(413, f"the image is {w}x{h} = {w * h} pixels; the limit is {cfg.max_pixels}")
+    return fmt, w, h
+
+
+def output_size(width: int, height: int, req: UpscaleRequest) -> tuple[int, int]:
+    """The result's size, for the output-pixel limit (MATLAB's rule: ceil(n * scale))."""
+    if req.size is not None:
+        tw, th = req.size
+        if tw is None:
+            tw = max(1, round(width * th / height))  # type: ignore[operator]
+        if th is None:
+            th = max(1, round(height * tw / width))
+        return tw, th
+    s = float(req.scale)  # type: ignore[arg-type]
+    return math.ceil(width * s - 1e-9), math.ceil(height * s - 1e-9)
