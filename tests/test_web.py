@@ -210,6 +210,29 @@ def test_options_the_api_lacks_are_refused_cleanly(client):
     assert post(client, png_bytes(), scale=2, denoise="none").status_code == 200
 
 
+def test_target_size_and_progress_when_the_api_has_them():
+    feats = api_features()
+    if feats.target_size is None:
+        pytest.skip("kakudai.upscale has no target size in this version")
+    seen = []
+
+    def watched(data, req, cfg, features, progress=None) -> Rendered:
+        def spy(done: int, total: int) -> None:
+            seen.append((done, total))
+            progress(done, total)
+        return render_png(data, req, cfg, features, spy)
+
+    with TestClient(create_app(WebConfig(tile=8), work=watched), base_url=BASE) as c:
+        r = post(c, png_bytes(20, 16), width=50, model="bicubic")
+        assert r.status_code == 200, r.text
+        assert Image.open(io.BytesIO(r.content)).size == (50, 40)
+        r = post(c, png_bytes(20, 16), width=100, height=40, model="bicubic")  # fits the box
+        assert Image.open(io.BytesIO(r.content)).size == (50, 40)
+        assert_error(post(c, png_bytes(20, 16), width=50, scale=2), 400, "either")
+    if feats.progress:
+        assert seen and seen[-1][0] == seen[-1][1], seen
+
+
 def test_features_follow_the_api_signature():
     def future_upscale(image, scale=2, model="default", tile=None, tta=False, denoise=None, size=None,
                        progress=None):

@@ -29,7 +29,8 @@ CHROMIUM = next((p for p in (os.environ.get("KAKUDAI_CHROMIUM"), "/usr/bin/chrom
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-TIMEOUT_MS = 60_000  # the machine may be busy with a training run
+TIMEOUT_MS = 60_000
+INFO_HAS = "(text) => document.getElementById('result-info').textContent.includes(text)"  # the machine may be busy with a training run
 
 if CHROMIUM is None:
     pytest.skip("Chromium not found (/usr/bin/chromium): apt-get install chromium to run the browser test",
@@ -144,6 +145,18 @@ def test_page_upload_compare_download(server_url, browser, tmp_path):
     download.save_as(saved)
     with Image.open(saved) as out:
         assert out.format == "PNG" and out.size == (2 * w, 2 * h)
+
+    # A target size instead of a scale, where the API has one (the page enables the option).
+    if page.is_enabled("#mode-size"):
+        page.check("#mode-size")
+        page.fill("#width", str(w * 5 // 2))
+        page.click("#go")
+        page.wait_for_function(INFO_HAS, arg=f"→ {w * 5 // 2}×")
+        page.check("#mode-scale")
+        page.fill("#scale", "2")
+        page.click("#go")
+        page.wait_for_function(INFO_HAS, arg=f"→ {2 * w}×")
+        page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] / 2)
 
     shot = tmp_path / "web.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -64,19 +64,45 @@ class ApiFeatures:
     denoise: bool = False
     target_size: str | None = None   # "size" (a (width, height) pair) or "width_height"
     progress: str | None = None      # name of a callback(done, total) parameter
+    denoise_note: str = ""           # why noise reduction is off, for the page
 
 
 def api_features(fn: Any = None) -> ApiFeatures:
-    """Read the optional features off the API's signature (``fn`` for tests)."""
+    """Read the optional features off the API's signature.
+
+    ``fn`` replaces :func:`kakudai.upscale` (tests); for the real API a
+    ``denoise`` parameter counts only once a tiny call with it succeeds (its
+    models may not be shipped yet).
+    """
     params = inspect.signature(fn or api.upscale).parameters
     size = "size" if "size" in params else ("width_height" if {"width", "height"} <= set(params) else None)
     progress = next((p for p in ("progress", "on_tile") if p in params), None)
-    return ApiFeatures(denoise="denoise" in params, target_size=size, progress=progress)
+    denoise, note = "denoise" in params, ""
+    if not denoise:
+        note = "not available in this version of kakudai"
+    elif fn is None:
+        note = _probe_denoise()
+        denoise = not note
+    return ApiFeatures(denoise=denoise, target_size=size, progress=progress, denoise_note=note)
+
+
+def _probe_denoise() -> str:
+    """'' if ``kakudai.upscale(..., denoise=0)`` works on a tiny image, else the reason."""
+    from PIL import Image
+
+    try:
+        api.upscale(Image.new("RGB", (8, 8), (128, 128, 128)), scale=2, model="bicubic", denoise=0)
+    except Exception as e:  # any failure means the page must not offer it
+        return f"not available: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    return ""
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model the page can offer. ``scales`` None: any scale in the server's range."""
+    """A model the page can offer. ``scales``: the ones it was trained for (None: any).
+
+    The API decides what other scales it serves (resampling a trained scale, or a
+    clear error); the page only uses ``scales`` as presets."""
 
     name: str
     label: str
@@ -119,7 +145,7 @@ def models_payload(cfg: WebConfig, features: ApiFeatures, choices: list[ModelCho
         "scale": {"min": cfg.min_scale, "max": cfg.max_scale, "default": 2.0,
                   "presets": list(SCALE_PRESETS)},
         "target_size": features.target_size is not None,
-        "denoise": {"available": features.denoise,
+        "denoise": {"available": features.denoise, "note": features.denoise_note,
                     "levels": list(DENOISE_LEVELS) if features.denoise else []},
         "progress": features.progress is not None,
         "limits": {"max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
@@ -180,7 +206,6 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
     by_name = {c.name: c for c in choices}
     if model not in by_name:  # also keeps file-system paths out of load_model
         raise ApiError(400, f"unknown model {model[:40]!r}; available: {', '.join(by_name)}")
-    choice = by_name[model]
 
     denoise_text = _field(form, "denoise").lower()
     denoise = None
@@ -209,10 +234,6 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
         raise ApiError(400, f"scale must be a number, got {scale_text[:20]!r}") from None
     if not math.isfinite(scale) or not cfg.min_scale <= scale <= cfg.max_scale:
         raise ApiError(400, f"scale must be between {cfg.min_scale:g} and {cfg.max_scale:g}, got {scale_text[:20]}")
-    if choice.scales is not None and scale not in choice.scales:
-        have = ", ".join(f"x{s:g}" for s in choice.scales)
-        raise ApiError(400, f"model {model!r} is trained for {have} only, not x{scale:g}; "
-                            "use default or bicubic for other scales")
     return UpscaleRequest(model, scale=scale, denoise=denoise)
 
 
@@ -245,7 +266,20 @@ def check_image_header(data: bytes, cfg: WebConfig) -> tuple[str, int, int]:
 
 
 def output_size(width: int, height: int, req: UpscaleRequest) -> tuple[int, int]:
-    """The result's size, for the output-pixel limit (MATLAB's rule: ceil(n * scale))."""
+    """The result's (width, height), for the output-pixel limit: the API's own rule
+    where it has one, else ceil(n * scale) (MATLAB) or the box itself."""
+    rule = getattr(api, "target_size", None)
+    if rule is not None:
+        try:
+            if req.size is not None:
+                oh, ow = rule(height, width, width=req.size[0], height=req.size[1])
+            else:
+                oh, ow = rule(height, width, scale=req.scale)
+            return int(ow), int(oh)
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
+        except TypeError:  # a rule with another signature: estimate below
+            pass
     if req.size is not None:
         tw, th = req.size
         if tw is None:

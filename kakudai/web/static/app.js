@@ -83,7 +83,8 @@ async function loadOptions() {
     o.disabled = !info.denoise.levels.includes(level);
     dn.appendChild(o);
   }
-  $("denoise-note").textContent = info.denoise.available ? "" : "not available in this version of kakudai";
+  $("denoise-note").textContent = info.denoise.available ? "" : "not available in this installation";
+  $("denoise-note").title = info.denoise.note || "";
   updateModel();
 }
 
@@ -106,13 +107,13 @@ function updateModel() {
     presets.appendChild(b);
   }
   const scale = $("scale");
-  scale.step = m.any_scale ? "0.05" : "1";
   if (m.scales && !m.scales.includes(Number(scale.value))) scale.value = m.scales[0];
   // An alias names the model it runs at each scale: "bicubic at ×2, ×3, ×4".
   const byModel = {};
   for (const [s, n] of Object.entries(m.resolves || {})) (byModel[n] = byModel[n] || []).push(`×${s}`);
   $("model-note").textContent = Object.keys(byModel).length
-    ? "runs " + Object.entries(byModel).map(([n, ss]) => `${n} at ${ss.join(", ")}`).join("; ") : "";
+    ? "runs " + Object.entries(byModel).map(([n, ss]) => `${n} at ${ss.join(", ")}`).join("; ")
+    : m.scales ? `trained for ×${m.scales.map(fmtScale).join(", ×")}` : "";
   updateScaleNote();
 }
 
@@ -128,14 +129,14 @@ function plannedOutput() {
   if (sizeMode() === "size") {
     const tw = Number($("width").value) || null, th = Number($("height").value) || null;
     if (!tw && !th) return { error: "enter a target width or height" };
-    if (!w) return { size: [tw, th] };
-    return { size: [tw || Math.round(w * th / h), th || Math.round(h * tw / w)] };
+    if (!w) return { size: null };
+    // Fit inside the box, keeping the aspect ratio (one side alone fixes that side).
+    const sx = tw ? tw / w : Infinity, sy = th ? th / h : Infinity;
+    return { size: sx <= sy ? [tw, Math.max(1, Math.round(h * sx))] : [Math.max(1, Math.round(w * sy)), th] };
   }
   const s = Number($("scale").value);
   if (!Number.isFinite(s) || s < info.scale.min || s > info.scale.max)
     return { error: `scale must be between ${info.scale.min} and ${info.scale.max}` };
-  if (m.scales && !m.scales.includes(s))
-    return { error: `${m.name} is trained for ×${m.scales.map(fmtScale).join("/")} only` };
   return { scale: s, size: w ? [Math.ceil(w * s - 1e-9), Math.ceil(h * s - 1e-9)] : null };
 }
 
