@@ -20,7 +20,8 @@ from .data.datasets import benchmark_set
 from .infer.upscale import super_resolve
 from .ops.metrics import psnr, ssim
 
-__all__ = ["evaluate_folder", "to_tensor", "from_tensor"]
+__all__ = ["evaluate_folder", "to_tensor", "from_tensor", "evaluate_denoise", "evaluate_jpeg",
+           "evaluate_restoration"]
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -62,3 +63,119 @@ def evaluate_folder(model: nn.Module, folder: str | os.PathLike, scale: float, *
         out["ssim"] = float(np.mean([r["ssim"] for r in rows]))
     out["images"] = rows
     return out
+
+
+# ----------------------------------------------------------------- restoration
+# Denoising and JPEG-artifact protocols (the DnCNN / FFDNet / ARCNN tables).
+# ``model=None`` scores the degraded input itself.
+
+def _restoration_images(folder: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 (H, W) gray or (H, W, 3) RGB) for every image of ``folder``, by name."""
+    from .data.datasets import list_images
+    from .data.io import read_image_uint8
+    paths = list_images(folder)
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no images found")
+    return [(p.name, read_image_uint8(p)) for p in paths]
+
+
+def _restore_to_uint8(model: nn.Module, degraded: np.ndarray, level: float | None,
+                      tile: int | None, tta: bool) -> np.ndarray:
+    """Run a restoration model on a float (H, W[, 3]) [0, 1] array; uint8 out, as saved."""
+    from .infer.restore import restore
+    a = degraded[:, :, None] if degraded.ndim == 2 else degraded
+    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))[None]
+    return from_tensor(restore(model, x, level, tile=tile, tta=tta, out_dtype=torch.uint8))
+
+
+def _summarise(folder: str | os.PathLike, rows: list[dict[str, Any]], with_ssim: bool,
+               **info: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": os.path.basename(os.path.normpath(str(folder))), "n": len(rows),
+                           "psnr": float(np.mean([r["psnr"] for r in rows]))}
+    if with_ssim:
+        out["ssim"] = float(np.mean([r["ssim"] for r in rows]))
+    out.update(info)
+    out["images"] = rows
+    return out
+
+
+def evaluate_denoise(model: nn.Module | None, folder: str | os.PathLike, sigma: float, *,
+                     seed: int = 0, assume_sigma: float | None = None, tile: int | None = None,
+                     tta: bool = False, with_ssim: bool = True,
+                     on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Gaussian denoising PSNR on every image of ``folder`` (the DnCNN/FFDNet protocol).
+
+    Image i (sorted by name), uint8 clean c: noisy = c + sigma * N(0, 1) in 0-255
+    float64 units, the normal samples from ``numpy.random.default_rng((seed, i))``
+    with the image's shape (gray images get gray noise), NOT clipped or
+    rounded. The model's output is rounded to uint8; ``model=None`` scores the
+    float noisy image itself. PSNR (peak 255, no border) on all RGB channels,
+    gray images on their values. A level-map model is told ``assume_sigma``
+    (default: ``sigma``). Returns {"name", "n", "psnr", "ssim", "task",
+    "sigma", "images": [...]}.
+    """
+    from .data.degrade import noise_level
+    level = noise_level(sigma if assume_sigma is None else assume_sigma)
+    items = _restoration_images(folder)
+    rows = []
+    for i, (name, clean) in enumerate(items):
+        rng = np.random.default_rng((seed, i))
+        noisy = (clean.astype(np.float64) + rng.standard_normal(clean.shape) * float(sigma)) / 255.0
+        out = noisy if model is None else _restore_to_uint8(model, noisy, level, tile, tta)
+        row: dict[str, Any] = {"name": name, "psnr": psnr(out, clean, border=0, channel="rgb")}
+        if with_ssim:
+            row["ssim"] = ssim(out, clean, border=0, channel="rgb")
+        rows.append(row)
+        if on_image:
+            on_image(i + 1, len(items))
+    return _summarise(folder, rows, with_ssim, task="denoise", sigma=float(sigma), seed=seed)
+
+
+def evaluate_jpeg(model: nn.Module | None, folder: str | os.PathLike, quality: int, *,
+                  assume_quality: int | None = None, tile: int | None = None, tta: bool = False,
+                  with_ssim: bool = True,
+                  on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """JPEG artifact removal PSNR on every image of ``folder`` (the ARCNN/DnCNN-3 protocol).
+
+    Each uint8 image is encoded by Pillow's libjpeg at ``quality`` (gray images
+    as one channel; colour with Pillow's default 4:2:0) and decoded. The
+    model's output is rounded to uint8; ``model=None`` scores the decoded JPEG.
+    PSNR (peak 255, no border) on the gray values, or on Y (BT.601, 16-235)
+    for colour images. A level-map model is told ``assume_quality`` (default:
+    ``quality``). Returns {"name", "n", "psnr", "ssim", "task", "quality", "images"}.
+    """
+    from .data.degrade import jpeg_level, jpeg_roundtrip
+    level = jpeg_level(quality if assume_quality is None else assume_quality)
+    items = _restoration_images(folder)
+    rows = []
+    for i, (name, clean) in enumerate(items):
+        coded = jpeg_roundtrip(clean, int(quality))
+        out = coded if model is None else _restore_to_uint8(model, coded.astype(np.float32) / 255.0,
+                                                            level, tile, tta)
+        row: dict[str, Any] = {"name": name, "psnr": psnr(out, clean, border=0, channel="y")}
+        if with_ssim:
+            row["ssim"] = ssim(out, clean, border=0, channel="y")
+        rows.append(row)
+        if on_image:
+            on_image(i + 1, len(items))
+    return _summarise(folder, rows, with_ssim, task="jpeg", quality=int(quality))
+
+
+# Validation points for training runs: a middle noise level and a hard JPEG quality.
+VAL_SIGMA = 25.0
+VAL_QUALITY = 20
+
+
+def evaluate_restoration(net: nn.Module, folder: str | os.PathLike, data_cfg: Any) -> dict[str, Any]:
+    """Validation of a task=restore training run on ``folder`` (PSNR only).
+
+    Noise models are scored at sigma 25 and JPEG models at quality 20, each
+    clamped into the config's training range (noise+JPEG configs: at the noise).
+    """
+    from .data.degrade import restore_kind
+    kind = restore_kind(data_cfg)
+    if "noise" in kind:
+        lo, hi = (float(v) for v in data_cfg.noise_sigma)
+        return evaluate_denoise(net, folder, min(max(VAL_SIGMA, lo), hi), with_ssim=False)
+    lo, hi = (int(v) for v in data_cfg.jpeg_quality)
+    return evaluate_jpeg(net, folder, min(max(VAL_QUALITY, lo), hi), with_ssim=False)

@@ -212,7 +212,8 @@ class Trainer:
             from ..data.degrade import degrade_batch
             lr_u8 = None
             hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-            lr, hr = degrade_batch(hr, self.rng, d, self.channels)
+            lr, hr = degrade_batch(hr, self.rng, d, self.channels,
+                                   level_map=bool(getattr(self.model, "level_map", False)))
         else:
             lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
             hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)

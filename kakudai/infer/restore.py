@@ -1,0 +1,307 @@
+"""The tensor-level restoration pipeline (denoising, JPEG cleanup) and its levels.
+
+``restore`` runs a same-size restoration model (``REDNet`` with ``scale=1``)
+on an RGB or gray batch, handling what the model declares: its channels
+(an RGB model on a gray image sees R = G = B and its three outputs are
+averaged; a gray model on an RGB image cleans each channel on its own), its
+level map (one constant extra input plane, see :mod:`kakudai.data.degrade`),
+and its padding multiple (space-to-depth models: tiles are aligned so that
+tiled output equals whole-image output). Input values may leave [0, 1]
+(a noisy float image is not clipped); the output is clipped.
+
+Shipped restoration weights and the user-facing strengths:
+
+* ``rednet-noise``: Gaussian noise; the level is ``sigma`` in 0-255 units.
+* ``rednet-jpeg``: JPEG artifacts; the level is a JPEG quality (lower = stronger).
+  ``--noise-level 0..3`` (waifu2x's meaning) maps to a quality through
+  :data:`NOISE_LEVEL_QUALITY`.
+
+The models are trained with the level as an upper bound (some patches are
+degraded less than their map says, see ``LEVEL_SLACK_PROB``), so a level
+stronger than the real degradation is safe, and the strongest trained level
+is blind.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.degrade import jpeg_level, noise_level
+from .tiling import auto_tile_size, tiled_apply
+
+__all__ = ["restore", "restore_array", "load_restorer", "level_value", "denoise_settings", "Denoiser",
+           "NOISE_LEVEL_QUALITY", "RESTORERS", "BLIND_QUALITY", "MAX_SIGMA", "weights_path"]
+
+# waifu2x's noise levels (JPEG artifacts): 0 = light cleanup of good JPEGs
+# (quality ~85-95) ... 3 = strong (quality ~20 and below, or recompressed).
+# The value is the lowest quality the level is meant for.
+NOISE_LEVEL_QUALITY = {0: 85, 1: 65, 2: 40, 3: 20}
+BLIND_QUALITY = 10  # the strongest trained JPEG level: "any quality from 10 up"
+MAX_SIGMA = 55.0  # the strongest trained noise level
+# Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
+RESTORERS = {"noise": "rednet-noise", "jpeg": "rednet-jpeg"}
+# The recipe that trains each (see docs/denoise.md).
+CONFIGS = {"noise": "configs/rednet_denoise.toml", "jpeg": "configs/rednet_jpeg.toml"}
+
+
+def weights_path(kind: str):
+    """Where the shipped weights of restoration ``kind`` ("noise" / "jpeg") live."""
+    from ..checkpoint import WEIGHTS_DIR
+    return WEIGHTS_DIR / f"{RESTORERS[kind]}.safetensors"
+
+
+def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
+    """The restoration model for ``kind``: shipped weights, a .safetensors path, or a module.
+
+    Raises :class:`kakudai.checkpoint.WeightsError` naming the missing file
+    when the weights are not there (e.g. before the models are trained).
+    """
+    from ..checkpoint import WeightsError, load_weights_file
+    if kind not in RESTORERS:
+        raise ValueError(f"unknown restoration kind {kind!r}; known: {', '.join(RESTORERS)}")
+    if isinstance(model, nn.Module):
+        return model.eval()
+    if model in (None, "default", RESTORERS[kind]):
+        path = weights_path(kind)
+        if not path.exists():
+            raise WeightsError(f"{path}: no such weights file (the {kind} model is not shipped yet; "
+                               f"train it with {CONFIGS[kind]}, "
+                               f"see docs/denoise.md)")
+        return load_weights_file(path)
+    return load_weights_file(str(model))
+
+
+def level_value(kind: str, *, sigma: float | None = None, quality: float | None = None) -> float:
+    """The level-map value for noise of ``sigma`` or JPEG at ``quality``."""
+    if kind == "noise":
+        if sigma is None or not 0 <= sigma <= 255:
+            raise ValueError(f"noise level needs a sigma in 0-255, got {sigma}")
+        return noise_level(sigma)
+    if kind == "jpeg":
+        if quality is None or not 1 <= quality <= 100:
+            raise ValueError(f"JPEG level needs a quality in 1-100, got {quality}")
+        return jpeg_level(quality)
+    raise ValueError(f"unknown restoration kind {kind!r}")
+
+
+def _reflect_index(n: int, total: int, device: torch.device) -> torch.Tensor:
+    """Indices 0..total-1 into a length-n axis, reflecting past the end (no edge repeat)."""
+    i = torch.arange(total, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i % period
+    return torch.where(i < n, i, period - i)
+
+
+def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Reflect-pad the bottom/right of (B, C, H, W) to multiples of ``m`` (any dtype)."""
+    h, w = x.shape[-2:]
+    if h % m == 0 and w % m == 0:
+        return x
+    x = x.index_select(-2, _reflect_index(h, h + (-h % m), x.device))
+    return x.index_select(-1, _reflect_index(w, w + (-w % m), x.device))
+
+
+def _network(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Tensor:
+    if getattr(model, "level_map", False):
+        if level is None:
+            raise ValueError("this model needs a level (sigma or JPEG quality)")
+        plane = torch.full_like(x[:, :1], float(level))
+        return model(torch.cat([x, plane], dim=1))
+    return model(x)
+
+
+def _tta(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Tensor:
+    """x8 geometric self-ensemble: flips and transposes, undone and averaged."""
+    acc = None
+    for t in range(8):
+        xt = x.transpose(-1, -2) if t & 4 else x
+        xt = xt.flip(-1) if t & 2 else xt
+        xt = xt.flip(-2) if t & 1 else xt
+        y = _network(model, xt, level)
+        y = y.flip(-2) if t & 1 else y
+        y = y.flip(-1) if t & 2 else y
+        y = y.transpose(-1, -2) if t & 4 else y
+        acc = y if acc is None else acc + y
+    return acc / 8.0
+
+
+def _restore_untiled(model: nn.Module, x: torch.Tensor, level: float | None, tta: bool) -> torch.Tensor:
+    run = _tta if tta else _network
+    model_ch = int(getattr(model, "channels", 3))
+    b, c, h, w = x.shape
+    if c == model_ch:
+        return run(model, x, level)
+    if c == 1 and model_ch == 3:  # gray image: R = G = B in, mean of the three out
+        return run(model, x.expand(-1, 3, -1, -1), level).mean(dim=1, keepdim=True)
+    if c == 3 and model_ch == 1:  # each colour channel as a gray image
+        return run(model, x.reshape(b * 3, 1, h, w), level).reshape(b, 3, h, w)
+    raise ValueError(f"a {model_ch}-channel model cannot restore a {c}-channel image")
+
+
+def _bytes_per_pixel(model: nn.Module, tta: bool) -> float:
+    widths = [max(m.in_channels, m.out_channels) for m in model.modules()
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    r = int(getattr(model, "pad_multiple", 1))
+    # A few live feature maps of the widest layer (at 1/r^2 the pixels), plus
+    # input, output and the TTA sum at full resolution.
+    return 4.0 * max(widths, default=3) * 5 / (r * r) + 4.0 * 3 * (10 if tta else 6)
+
+
+@torch.inference_mode()
+def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
+            tile: int | str | None = None, tta: bool = False, out_dtype: torch.dtype | None = None,
+            on_tile: Callable[[int, int], None] | None = None,
+            tile_budget: float = 1.0e9) -> torch.Tensor:
+    """Restore a batch (B, C, H, W), C = 1 (gray) or 3 (RGB); same size out.
+
+    ``x``: float (values may leave [0, 1], e.g. unclipped noise) or uint8 /
+    uint16 samples, converted to float tile by tile. ``level``: the level-map
+    value in [0, 1] (see :func:`level_value`) for models that take one.
+    ``tile``: core tile side in pixels, "auto" (fits ``tile_budget`` bytes) or
+    None (whole image). Returns float clipped to [0, 1], or ``out_dtype``
+    samples quantised tile by tile. Tiled output equals whole-image output.
+    """
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
+    model.eval()
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    m = int(getattr(model, "pad_multiple", 1))
+    h, w = x.shape[-2:]
+    if tile == "auto":
+        tile = auto_tile_size(h, w, _bytes_per_pixel(model, tta), tile_budget,
+                              int(getattr(model, "receptive_radius", 0)))
+    elif isinstance(tile, str):
+        raise ValueError(f"tile must be an integer, 'auto' or None, not {tile!r}")
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return _restore_untiled(model, t.to(device), level, tta).clamp_(0, 1)
+
+    radius = int(getattr(model, "receptive_radius", 0))
+    if m == 1:
+        return tiled_apply(fn, x, 1, tile, overlap=radius, out_dtype=out_dtype, on_tile=on_tile)
+    # Space-to-depth models see the image in m x m blocks: tile in block units
+    # (on the unshuffled image) so every tile starts on the image's block grid.
+    # (torch has no uint16 pixel (un)shuffle: int32 holds 16-bit samples meanwhile.)
+    if x.dtype == torch.uint16:
+        x = x.to(torch.int32)
+    block_dtype = torch.int32 if out_dtype == torch.uint16 else out_dtype
+    xu = F.pixel_unshuffle(_pad_to_multiple(x, m), m)
+    c = x.shape[1]
+
+    def fn_blocks(t: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(fn(F.pixel_shuffle(t, m)), m)
+
+    tile_u = None if not tile else max(1, math.ceil(int(tile) / m))
+    yu = tiled_apply(fn_blocks, xu, 1, tile_u, overlap=math.ceil(radius / m) + 1,
+                     out_dtype=block_dtype, on_tile=on_tile)
+    y = F.pixel_shuffle(yu, m)[:, :c, :h, :w]
+    return y.to(out_dtype) if out_dtype is not None and y.dtype != out_dtype else y
+
+
+def restore_array(arr: np.ndarray, model: nn.Module, level: float | None = None,
+                  tile: int | str | None = None, tta: bool = False) -> np.ndarray:
+    """Restore an image array: uint8 / uint16 / float (H, W) or (H, W, 3); same dtype out.
+
+    Float arrays are taken as [0, 1] and may leave it (unclipped noise); the
+    result is clipped to [0, 1].
+    """
+    a = np.asarray(arr)
+    if not a.flags.writeable:
+        a = a.copy()
+    if a.dtype == np.uint8:
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint8
+    elif a.dtype == np.uint16:
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint16
+    else:
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), None
+    gray = x.ndim == 2
+    t = (x[:, :, None] if gray else x).permute(2, 0, 1)[None]
+    y = restore(model, t, level, tile=tile, tta=tta, out_dtype=out_dtype)
+    out = y[0].permute(1, 2, 0).numpy()
+    if gray:
+        out = out[:, :, 0]
+    return out if out_dtype is not None else out.astype(a.dtype, copy=False)
+
+
+def denoise_settings(noise_level: int | None = None, sigma: float | None = None,
+                     jpeg: bool | int | None = None) -> tuple[str, float, str]:
+    """(kind, level-map value, description) from exactly one user-facing strength.
+
+    ``noise_level`` 0-3: JPEG cleanup of waifu2x's strength (see
+    :data:`NOISE_LEVEL_QUALITY`). ``sigma``: Gaussian noise of that std (0-255
+    units). ``jpeg``: True = JPEG cleanup of unknown quality (blind: the
+    strongest trained level), or an int = the JPEG quality the image was saved at.
+    """
+    given = [v is not None and v is not False for v in (noise_level, sigma, jpeg)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of noise_level (0-3), sigma or jpeg")
+    if noise_level is not None:
+        if noise_level not in NOISE_LEVEL_QUALITY:
+            raise ValueError(f"noise level must be 0, 1, 2 or 3, got {noise_level}")
+        q = NOISE_LEVEL_QUALITY[int(noise_level)]
+        return "jpeg", level_value("jpeg", quality=q), f"noise level {noise_level} (JPEG quality {q} and up)"
+    if sigma is not None:
+        if not 0 <= float(sigma) <= MAX_SIGMA:
+            raise ValueError(f"sigma must be in 0-{MAX_SIGMA:g} (the trained range), got {sigma}")
+        return "noise", level_value("noise", sigma=float(sigma)), f"Gaussian noise sigma {float(sigma):g}"
+    if jpeg is True:
+        return "jpeg", level_value("jpeg", quality=BLIND_QUALITY), "JPEG, any quality (blind)"
+    q = int(jpeg)  # type: ignore[arg-type]
+    if not BLIND_QUALITY <= q <= 100:
+        raise ValueError(f"JPEG quality must be in {BLIND_QUALITY}-100 (the trained range), got {q}")
+    return "jpeg", level_value("jpeg", quality=q), f"JPEG quality {q}"
+
+
+class Denoiser:
+    """A restoration model and its strength, applied to :class:`~kakudai.data.io.ImageData`.
+
+    Exactly one strength: ``noise_level`` (0-3, waifu2x's JPEG cleanup levels),
+    ``sigma`` (Gaussian noise, 0-255 units) or ``jpeg`` (True: blind, or the
+    JPEG quality). ``model``: None for the shipped weights of that kind, a
+    ``.safetensors`` path, or a module. Alpha is left as it is (it carries no
+    noise or JPEG artifacts of the colour planes). Samples keep their dtype.
+    """
+
+    def __init__(self, noise_level: int | None = None, sigma: float | None = None,
+                 jpeg: bool | int | None = None, model: "str | nn.Module | None" = None,
+                 tile: int | str | None = "auto", tta: bool = False,
+                 device: "str | torch.device | None" = None, tile_budget: float = 1.0e9):
+        self.kind, self.level, self.description = denoise_settings(noise_level, sigma, jpeg)
+        net = load_restorer(self.kind, model)
+        self.model = net.to(device) if device is not None else net
+        self.tile, self.tta, self.tile_budget = tile, tta, tile_budget
+
+    def tiles_for(self, h: int, w: int) -> int:
+        """Number of tiles an h x w plane is cut into (for progress totals)."""
+        from .tiling import tile_grid
+        tile = self.tile
+        if tile == "auto":
+            tile = auto_tile_size(h, w, _bytes_per_pixel(self.model, self.tta), self.tile_budget,
+                                  int(getattr(self.model, "receptive_radius", 0)))
+        if not tile:
+            return 1
+        m = int(getattr(self.model, "pad_multiple", 1))
+        hb, wb = math.ceil(h / m), math.ceil(w / m)
+        return len(list(tile_grid(hb, wb, max(1, math.ceil(int(tile) / m)))))
+
+    def __call__(self, img, on_tile: Callable[[int, int], None] | None = None):
+        """``img``: ImageData with (H, W, 1|3) uint8 / uint16 / float32 pixels -> same."""
+        a = img.pixels
+        out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(a.dtype)
+        if out_dtype is None and a.dtype != np.float32:
+            raise ValueError(f"unsupported sample type {a.dtype}")
+        if not a.flags.writeable:  # e.g. a view of a PIL image; torch wants writable memory
+            a = a.copy()
+        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
+        y = restore(self.model, x, self.level, tile=self.tile, tta=self.tta, out_dtype=out_dtype,
+                    on_tile=on_tile, tile_budget=self.tile_budget)
+        return img.with_pixels(np.ascontiguousarray(y[0].permute(1, 2, 0).numpy()), img.alpha)
