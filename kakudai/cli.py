@@ -162,6 +162,50 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_hw(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w or h)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import json
+
+    from .checkpoint import WeightsError, load_weights_file
+    from .registry import create_model, list_models
+    from .summary import format_layer_table, format_overview, models_overview
+
+    if args.name is None:
+        records = models_overview()
+        if args.json:
+            print(json.dumps(records))
+        else:
+            print(format_overview(records))
+        return 0
+    try:
+        hw = _parse_hw(args.input)
+    except ValueError:
+        error(args.input, "expected --input HxW, e.g. 64x64")
+        return 1
+    try:
+        if args.name.endswith(".safetensors"):
+            model = load_weights_file(args.name)
+        elif args.name not in list_models():
+            error(args.name, f"unknown model; known: {', '.join(list_models())}")
+            return 1
+        else:
+            model = create_model(args.name, **({} if args.scale is None else {"scale": int(args.scale)}))
+    except WeightsError as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError) as e:
+        error(args.name, f"cannot build it at x{args.scale:g} ({e})")
+        return 1
+    scales = getattr(model, "scales", None) or (getattr(model, "scale", 1),)
+    scale = args.scale if args.scale is not None else scales[0]
+    print(format_layer_table(model, float(scale), hw, title=f"{args.name} x{float(scale):g}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -209,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.set_defaults(func=_cmd_train)
+
+    m = sub.add_parser("models", help="list models (parameters, multiply-adds, weights) or one model's layers")
+    m.add_argument("name", nargs="?", metavar="NAME", help="a model name or .safetensors file: print its layer table")
+    m.add_argument("--scale", type=float, default=None, help="scale for the layer table (default: the model's)")
+    m.add_argument("--input", default="64x64", metavar="HxW", help="input (low-resolution) size for the layer table")
+    m.add_argument("--json", action="store_true", help="the model list as one JSON line")
+    m.set_defaults(func=_cmd_models)
     return p
 
 

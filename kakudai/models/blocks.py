@@ -1,4 +1,5 @@
-"""Shared layers: the three upsampler kinds and ICNR initialisation."""
+"""Shared layers: the three upsampler kinds, ICNR initialisation, and the
+checkerboard measure used to compare them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["icnr_", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS"]
+__all__ = ["icnr_", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
+           "checkerboard_energy"]
 
 
 @torch.no_grad()
@@ -96,3 +98,33 @@ def Upsampler(kind: str, in_ch: int, out_ch: int, scale: int, kernel: int = 3) -
     if kind == "transposed":
         return TransposedConvUp(in_ch, out_ch, scale)
     raise ValueError(f"unknown upsampler kind {kind!r}; choose from {UPSAMPLER_KINDS}")
+
+
+def checkerboard_energy(y: torch.Tensor, period: int, border: int = 0) -> float:
+    """Energy of the component of ``y`` that repeats with the sub-pixel period.
+
+    ``y`` is (B, C, H, W) with H, W multiples of ``period`` (an upsampler's
+    output at scale ``period``). The s x s sub-pixel phases ``y[..., i::s, j::s]``
+    are averaged over positions, and the result is the variance of those s^2
+    phase means (mean over B and C), in squared output units. In Fourier terms
+    it is the power at the non-zero multiples of the low-resolution sampling
+    frequency, i.e. the checkerboard pattern's energy.
+
+    Meant for a constant (or flat) input, whose correct upsampling has the same
+    value in every phase: then any non-zero value is an artifact. ICNR
+    sub-pixel and nearest resize + conv give exactly 0 away from the border;
+    ``border`` drops that many low-resolution pixels on each side so that
+    zero-padding effects at the image edge do not count.
+    """
+    s = int(period)
+    if y.ndim != 4 or y.shape[-2] % s or y.shape[-1] % s:
+        raise ValueError(f"expected (B, C, H, W) with H, W multiples of {s}, got {tuple(y.shape)}")
+    y = y.detach().double()
+    if border:
+        y = y[..., border * s: y.shape[-2] - border * s, border * s: y.shape[-1] - border * s]
+        if y.shape[-1] == 0 or y.shape[-2] == 0:
+            raise ValueError("border leaves nothing to measure")
+    b, c, h, w = y.shape
+    # (B, C, h/s, s, w/s, s) -> phase means (B, C, s, s)
+    phases = y.reshape(b, c, h // s, s, w // s, s).mean(dim=(2, 4))
+    return float(phases.reshape(b, c, s * s).var(dim=-1, unbiased=False).mean())

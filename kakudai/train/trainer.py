@@ -83,6 +83,12 @@ def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {name!r}")
 
 
+def _remove_dir(d: Path) -> None:
+    for f in d.iterdir():
+        f.unlink()
+    d.rmdir()
+
+
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -171,16 +177,20 @@ class Trainer:
                    tmp / "state.pt")
         # Swap directories so an interruption never leaves a half-written resume point.
         old = self.run_dir / ".last.old"
+        if old.exists():  # left by a crash between the two renames below; last/ is complete
+            _remove_dir(old)
         if last.exists():
             last.rename(old)
         tmp.rename(last)
         if old.exists():
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
+            _remove_dir(old)
 
     def _load_state(self, last: Path) -> None:
         from safetensors.torch import load_file
+        if not (last / "state.pt").exists() and (last.parent / ".last.old" / "state.pt").exists():
+            last = last.parent / ".last.old"  # interrupted between the checkpoint's two renames
+        if not (last / "state.pt").exists():
+            raise FileNotFoundError(f"{last}: no resume point (state.pt) in this run directory")
         self.model.load_state_dict(load_file(str(last / "model.safetensors")))
         if self.ema is not None and (last / "ema.safetensors").exists():
             self.ema.load_state_dict(load_file(str(last / "ema.safetensors")))
@@ -254,7 +264,29 @@ class Trainer:
     def _handle_signal(self, signum, frame) -> None:  # noqa: ARG002
         self._stop = True
 
-    def fit(self) -> Path:
+    def _all_ranks_any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank.
+
+        Ranks must leave the loop at the same iteration, or the ones still
+        training wait forever in DDP's gradient all-reduce.
+        """
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def _mean_over_ranks(self, total: float, count: int) -> float:
+        """Mean of a per-rank running sum, over all ranks (each rank sees only its slice)."""
+        if self.world == 1:
+            return total / max(count, 1)
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t[0] / t[1].clamp(min=1))
+
+    def fit(self, steps: int | None = None) -> Path:
+        """Train until ``cfg.iterations`` (or for at most ``steps`` more iterations,
+        then pause with a resume point, as Ctrl-C does). Returns the run directory."""
         cfg = self.cfg
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,9 +301,11 @@ class Trainer:
         t_start = time.time()
         t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
         scales = cfg.data.scales if cfg.data.task == "sr" else [1]
+        stop_at = cfg.iterations if steps is None else min(cfg.iterations, self.it + steps)
+        ended = "done"  # done | time | interrupted | paused
         self.model.train()
         try:
-            while self.it < cfg.iterations and not self._stop:
+            while self.it < stop_at:
                 scale = scales[self.it % len(scales)]
                 lr, hr = self._batch(scale)
                 for g in self.opt.param_groups:
@@ -299,8 +333,9 @@ class Trainer:
                     if self.it % 10 == 0:
                         bar.set_postfix(loss=f"{loss_v:.4f}", best=f"{self.best_psnr:.3f}")
                 if self.it % cfg.log_every == 0:
+                    mean_loss = self._mean_over_ranks(loss_acc, loss_n)
                     dt = time.time() - t_log
-                    self._log({"it": self.it, "kind": "train", "loss": loss_acc / loss_n,
+                    self._log({"it": self.it, "kind": "train", "loss": mean_loss,
                                "lr": lr_at(self.it - 1, cfg), "patches_per_s": n_patches / dt,
                                "elapsed_s": time.time() - t_start})
                     t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
@@ -308,24 +343,31 @@ class Trainer:
                     self._validate_and_keep_best(bar)
                 if cfg.ckpt_every and self.it % cfg.ckpt_every == 0:
                     self.save_checkpoint()
-                if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-                    if bar is not None:
-                        bar.write(f"time limit of {cfg.max_minutes} min reached at iteration {self.it}")
+                over = bool(cfg.max_minutes) and time.time() - t_start > cfg.max_minutes * 60
+                if self._all_ranks_any(over or self._stop):
+                    ended = "interrupted" if self._all_ranks_any(self._stop) else "time"
+                    if ended == "time" and self.rank == 0:
+                        (bar.write if bar is not None else print)(
+                            f"time limit of {cfg.max_minutes} min reached at iteration {self.it}")
                     break
+            else:
+                ended = "done" if self.it >= cfg.iterations else "paused"
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
             if bar is not None:
                 bar.close()
+        if self.rank == 0:
+            # Validate before the checkpoint so the resume point knows the best score.
+            if ended in ("done", "time") and cfg.val_every and self.it % cfg.val_every != 0:
+                self._validate_and_keep_best(None)
         self.save_checkpoint()
         if self.rank == 0:
-            if self._stop:
-                print(f"interrupted: checkpoint saved at iteration {self.it} in {self.run_dir / 'last'}")
+            if ended in ("interrupted", "paused"):
+                print(f"{ended}: checkpoint saved at iteration {self.it} in {self.run_dir / 'last'}")
             final = self.ema if self.ema is not None else self.model
             save_model(final, self.run_dir / "final.safetensors",
                        extra={"iteration": self.it, "run": cfg.name})
-            if cfg.val_every and self.it % cfg.val_every != 0 and not self._stop:
-                self._validate_and_keep_best(None)
             try:
                 from .plot import plot_history
                 plot_history(self.history, self.run_dir / "plot.png")
