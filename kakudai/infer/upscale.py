@@ -17,17 +17,23 @@ import torch.nn as nn
 
 from ..ops.color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..ops.resize import imresize_torch
-from .tiling import tiled_apply
+from .tiling import auto_tile_size, tiled_apply
 
-__all__ = ["super_resolve", "model_forward", "pipeline_radius"]
+__all__ = ["super_resolve", "model_forward", "pipeline_radius", "bytes_per_input_pixel", "model_device",
+           "upscale_array"]
 
 Y_LO, Y_SPAN = 16.0 / 255.0, 219.0 / 255.0
+
+
+def _scale_arg(scale) -> float | tuple[float, float]:
+    """A scale as imresize takes it: a float, or a per-axis (s_h, s_w) pair (``--size``)."""
+    return (float(scale[0]), float(scale[1])) if isinstance(scale, (tuple, list)) else float(scale)
 
 
 def model_forward(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
     """Run the bare network at ``scale`` (bicubic pre-upsampling if it needs it)."""
     if getattr(model, "pre_upsampled", False):
-        x = imresize_torch(x, scale=float(scale))
+        x = imresize_torch(x, scale=_scale_arg(scale))
         return model(x)
     if getattr(model, "takes_scale", False):
         return model(x, scale=scale)
@@ -66,7 +72,8 @@ def pipeline_radius(model: nn.Module, scale: float) -> int:
     """Input pixels of context that one output pixel depends on, pipeline included."""
     r = int(getattr(model, "receptive_radius", 0))
     if getattr(model, "pre_upsampled", False):
-        r = math.ceil(r / scale)
+        s = _scale_arg(scale)
+        r = math.ceil(r / (min(s) if isinstance(s, tuple) else s))
     return r + 2  # +2: the bicubic kernel used for pre-upsampling and chroma
 
 
@@ -79,32 +86,75 @@ def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> t
             return (y - Y_LO) / Y_SPAN
         ycc = rgb_to_ycbcr(x)
         y = _network(model, ycc[:, :1], scale, tta)
-        chroma = imresize_torch(ycc[:, 1:], scale=float(scale))
+        chroma = imresize_torch(ycc[:, 1:], scale=_scale_arg(scale))
         return ycbcr_to_rgb(torch.cat([y, chroma], dim=1))
     if c == 1 and model_ch == 3:
         return _network(model, x.expand(-1, 3, -1, -1), scale, tta).mean(dim=1, keepdim=True)
     return _network(model, x, scale, tta)
 
 
-@torch.inference_mode()
-def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | None = None,
-                  tta: bool = False, out_dtype: torch.dtype | None = None,
-                  on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Upscale a batch (B, C, h, w), C = 1 (gray) or 3 (RGB), values in [0, 1].
+def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False) -> float:
+    """Rough peak memory (bytes) of the pipeline per input pixel of one tile.
 
-    Returns (B, C, H, W) with H = h*scale: float clipped to [0, 1], or quantised to
-    ``out_dtype`` (torch.uint8 / torch.int32 holding 16-bit) tile by tile.
-    ``tile`` is the core tile size in input pixels (None: whole image).
+    Counts a few live float32 feature maps of the model's widest layer (at the
+    output resolution for pre-upsampled models) plus the output-side tensors
+    (network output, colour conversion, chroma, clamp, TTA sum). It only has
+    to be right within a small factor: it sizes ``tile="auto"``.
+    """
+    widths = [max(m.in_channels, m.out_channels) for m in model.modules()
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    width = max(widths, default=3)
+    s = _scale_arg(scale)
+    s2 = s[0] * s[1] if isinstance(s, tuple) else s ** 2
+    feature_res = s2 if getattr(model, "pre_upsampled", False) else 1.0
+    features = 4.0 * width * feature_res * 5  # input, output, residual/skip, slack
+    output_side = 4.0 * 3 * s2 * (10 if tta else 8)
+    return features + output_side
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's parameters (CPU for parameter-free models)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
+def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | str | None = None,
+                  tta: bool = False, out_dtype: torch.dtype | None = None,
+                  on_tile: Callable[[int, int], None] | None = None,
+                  tile_budget: float = 1.0e9) -> torch.Tensor:
+    """Upscale a batch (B, C, h, w), C = 1 (gray) or 3 (RGB).
+
+    ``x`` is float in [0, 1], or uint8 / uint16 / int32 samples (0..255 or
+    0..65535), converted to float one tile at a time so that a large image is
+    never held as a full float tensor. Returns (B, C, H, W) with H = h*scale:
+    float clipped to [0, 1], or quantised to ``out_dtype`` (torch.uint8,
+    torch.uint16 or torch.int32 holding 16-bit) tile by tile, on ``x``'s device.
+    ``tile`` is the core tile size in input pixels, ``"auto"`` (the largest that
+    fits ``tile_budget`` bytes) or None (whole image). The model may live on
+    another device than ``x``: tiles are moved to it and back.
     """
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
     model.eval()
-    fn = lambda t: _sr_untiled(model, t, scale, tta).clamp_(0, 1)  # noqa: E731
-    return tiled_apply(fn, x, int(scale) if float(scale).is_integer() else scale, tile,
-                       overlap=pipeline_radius(model, scale), out_dtype=out_dtype, on_tile=on_tile)
+    overlap = pipeline_radius(model, scale)
+    if tile == "auto":
+        tile = auto_tile_size(x.shape[2], x.shape[3], bytes_per_input_pixel(model, scale, tta),
+                              tile_budget, overlap)
+    elif isinstance(tile, str):
+        raise ValueError(f"tile must be an integer, 'auto' or None, not {tile!r}")
+    device = model_device(model)
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return _sr_untiled(model, t.to(device), scale, tta).clamp_(0, 1)
+
+    s = _scale_arg(scale)
+    # Non-integer and per-axis scales tile too, on aligned boundaries (exact).
+    int_scale = int(s) if not isinstance(s, tuple) and s.is_integer() else s
+    return tiled_apply(fn, x, int_scale, tile, overlap=overlap, out_dtype=out_dtype, on_tile=on_tile)
 
 
-def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile: int | None = None,
+def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile: int | str | None = None,
                   tta: bool = False):
     """Upscale an image array: uint8/uint16/float (H, W) or (H, W, 3); same dtype out."""
     import numpy as np
@@ -114,17 +164,15 @@ def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile:
         model = load_model(model, scale)
     a = np.asarray(arr)
     if a.dtype == np.uint8:
-        x, peak, out_dtype = a.astype(np.float32) / 255.0, 255.0, torch.uint8
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint8
     elif a.dtype == np.uint16:
-        x, peak, out_dtype = a.astype(np.float32) / 65535.0, 65535.0, None
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint16
     else:
-        x, peak, out_dtype = a.astype(np.float32), None, None
+        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), None
     gray = x.ndim == 2
-    t = torch.from_numpy(np.ascontiguousarray(x[:, :, None] if gray else x)).permute(2, 0, 1)[None]
+    t = (x[:, :, None] if gray else x).permute(2, 0, 1)[None]
     y = super_resolve(model, t, scale, tile=tile, tta=tta, out_dtype=out_dtype)
     out = y[0].permute(1, 2, 0).numpy()
     if gray:
         out = out[:, :, 0]
-    if a.dtype == np.uint16:
-        return np.round(out * peak).astype(np.uint16)
-    return out.astype(a.dtype) if a.dtype != np.uint8 else out
+    return out if out_dtype is not None else out.astype(a.dtype, copy=False)
