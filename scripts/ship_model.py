@@ -1,0 +1,134 @@
+"""Ship trained weights into the package with a model card.
+
+    python scripts/ship_model.py WEIGHTS --name ksr --scales 2 3 4 --run-dir /work/runs/ksr \
+        [--prior-cpu-hours H] [--note TEXT]
+
+For each scale: the (multi-scale) weights are reduced to that scale, written to
+``kakudai/weights/NAME_xS.safetensors`` (metadata: arch, args, card facts), and
+evaluated with exactly what ``kakudai eval`` runs on Set5 and Set14. The card
+(``NAME_xS.json`` for tests and tools, ``NAME_xS.md`` for people) records the
+config, data, iterations, patch/batch size, CPU-hours, the eval table and the
+1080p timing. tests/test_shipped.py re-evaluates the card's Set5 figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kakudai.checkpoint import WEIGHTS_DIR, load_weights_file, save_model  # noqa: E402
+from kakudai.evaluation import evaluate_folder  # noqa: E402
+from kakudai.infer.upscale import super_resolve  # noqa: E402
+
+
+def run_facts(run_dir: Path) -> dict:
+    """Iterations, wall time and config from a run directory's log and config."""
+    facts: dict = {}
+    cfg = run_dir / "config.json"
+    if cfg.exists():
+        facts["config"] = json.loads(cfg.read_text())
+    log = run_dir / "log.jsonl"
+    if log.exists():
+        rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        train = [r for r in rows if r.get("kind") == "train"]
+        if train:
+            facts["iterations"] = train[-1]["it"]
+            facts["wall_hours"] = round(train[-1]["elapsed_s"] / 3600, 3)
+            facts["patches_per_s_last"] = round(train[-1]["patches_per_s"], 1)
+    return facts
+
+
+def time_1080p(model: torch.nn.Module, scale: int, repeat: int = 5) -> float:
+    """Median seconds of super_resolve for an RGB input whose output is ~1920x1080."""
+    h, w = math.ceil(1080 / scale), math.ceil(1920 / scale)
+    x = torch.rand(1, 3, h, w)
+    super_resolve(model, x, scale, out_dtype=torch.uint8)  # warm-up
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        super_resolve(model, x, scale, out_dtype=torch.uint8)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("weights")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--scales", type=int, nargs="+", required=True)
+    ap.add_argument("--run-dir", type=Path, action="append", default=[],
+                    help="run directories behind these weights (repeat for warm restarts, oldest first)")
+    ap.add_argument("--threads", type=int, default=2, help="cores the training used (for CPU-hours)")
+    ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+
+    src = load_weights_file(args.weights)
+    runs = [run_facts(r) for r in args.run_dir]
+    iterations = sum(r.get("iterations", 0) for r in runs)
+    wall = sum(r.get("wall_hours", 0.0) for r in runs)
+    cfg = runs[-1].get("config", {}) if runs else {}
+    data = cfg.get("data", {})
+    for s in args.scales:
+        model = src.for_scale(s) if len(getattr(src, "scales", ())) > 1 else src
+        model.eval()
+        table = {}
+        for ds in ("Set5", "Set14"):
+            r = evaluate_folder(model, Path(args.bench) / ds, s)
+            table[ds] = {"psnr": round(r["psnr"], 4), "ssim": round(r["ssim"], 4), "n": r["n"]}
+        secs = time_1080p(model, s)
+        card = {
+            "name": args.name, "scale": s, "arch": model.arch, "args": model.arch_args,
+            "params": sum(p.numel() for p in model.parameters()),
+            "eval": table,
+            "eval_command": f"kakudai eval --model {args.name} --scale {s} ../shared/data/bench/Set5 ../shared/data/bench/Set14",
+            "protocol": "Y (BT.601 16-235), border = scale, LR = MATLAB bicubic rounded to uint8",
+            "time_1080p_s": round(secs, 3),
+            "time_note": f"median super_resolve of a {math.ceil(1920 / s)}x{math.ceil(1080 / s)} RGB input "
+                         f"to ~1920x1080, torch {torch.__version__}, {torch.get_num_threads()} threads",
+            "training": {
+                "data": data.get("train_dirs"), "scales_trained": data.get("scales"),
+                "patch_size_lr": data.get("patch_size"), "batch_size": data.get("batch_size"),
+                "scale_aug": data.get("scale_aug"), "iterations": iterations,
+                "wall_hours": round(wall, 3), "cpu_hours": round(wall * args.threads, 3),
+                "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
+                "config": cfg,
+            },
+            "note": args.note,
+        }
+        out = WEIGHTS_DIR / f"{args.name}_x{s}.safetensors"
+        save_model(model, out, extra={"card": {k: v for k, v in card.items() if k != "training"}})
+        (WEIGHTS_DIR / f"{args.name}_x{s}.json").write_text(json.dumps(card, indent=2) + "\n")
+        md = [f"# {args.name} x{s}", "",
+              f"Architecture `{model.arch}` {json.dumps(model.arch_args)}, {card['params']:,} parameters.", "",
+              "| set | PSNR (Y) | SSIM |", "|---|---|---|"]
+        md += [f"| {k} | {v['psnr']:.2f} | {v['ssim']:.4f} |" for k, v in table.items()]
+        md += ["", f"Measured with `{card['eval_command']}` ({card['protocol']}).", "",
+               f"Speed: {secs:.3f} s for a 1080p output ({card['time_note']}).", "",
+               "## Training", "",
+               f"- data: {data.get('train_dirs')} (the 291 images: T91 + BSD200), scale augmentation {data.get('scale_aug')}",
+               f"- scales trained jointly: {data.get('scales')}; LR patch {data.get('patch_size')}, batch {data.get('batch_size')}",
+               f"- iterations: {iterations:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
+               f"CPU-hours {wall * args.threads:.2f} ({args.threads} cores)",
+               f"- optimiser: {json.dumps(cfg.get('optim', {}))}",
+               f"- reproduce: `kakudai train configs/{args.name}.toml` (see the config for warm restarts)", ""]
+        if args.note:
+            md += [args.note, ""]
+        (WEIGHTS_DIR / f"{args.name}_x{s}.md").write_text("\n".join(md))
+        print(f"{out.name}: Set5 {table['Set5']['psnr']:.3f} / Set14 {table['Set14']['psnr']:.3f}, "
+              f"1080p {secs:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

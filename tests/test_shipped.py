@@ -1,0 +1,30 @@
+"""Shipped weights: each model card's Set5 figure is what `kakudai eval` measures now."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kakudai.checkpoint import WEIGHTS_DIR, load_model, resolve_model_name
+from kakudai.evaluation import evaluate_folder
+
+CARDS = sorted(WEIGHTS_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=[p.stem for p in CARDS])
+def test_card_matches_eval(card_path: Path, bench_dir):
+    card = json.loads(card_path.read_text())
+    if not isinstance(card.get("scale"), (int, float)):
+        pytest.skip("arbitrary-scale card: covered by its own test")
+    model = load_model(card["name"], card["scale"])
+    r = evaluate_folder(model, bench_dir / "Set5", card["scale"], with_ssim=False)
+    assert abs(r["psnr"] - card["eval"]["Set5"]["psnr"]) <= 0.01, (r["psnr"], card["eval"]["Set5"])
+
+
+def test_default_uses_shipped_flagship_when_present():
+    for s in (2, 3, 4):
+        shipped = (WEIGHTS_DIR / f"ksr_x{s}.safetensors").exists()
+        assert resolve_model_name("default", s) == ("ksr" if shipped else resolve_model_name("default", s))
+        if shipped:
+            m = load_model("default", s)
+            assert m.arch == "ksr" and m.scale == s
