@@ -80,8 +80,17 @@ def load_weights_file(path: str | os.PathLike) -> nn.Module:
     except (SafetensorError, RuntimeError, OSError) as e:
         raise WeightsError(f"{path}: weights do not load ({str(e).splitlines()[0]})") from None
     model.weights_meta = meta  # type: ignore[assignment]
-    model.eval()
-    return model
+    return for_inference(model)
+
+
+def for_inference(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with channels-last convolution weights, in place.
+
+    oneDNN runs 3x3 convolutions 1.1-1.5x faster in channels-last layout on CPU
+    (docs/speed.md); a conv with channels-last weights makes its output
+    channels-last too, so the whole network follows without touching inputs.
+    """
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 # ------------------------------------------------------------------ shipped weights
@@ -157,4 +166,4 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: float | None 
         meta = getattr(model, "weights_meta", None)
         model = model.for_scale(int(scale)).eval()
         model.weights_meta = meta
-    return model
+    return for_inference(model)

@@ -206,6 +206,84 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_wh(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360): width x height."""
+    w, _, h = text.lower().partition("x")
+    wh = int(w), int(h or w)
+    if min(wh) < 1:
+        raise ValueError(text)
+    return wh
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import format_footer, format_header, format_row, format_row_header, run_bench
+    from .checkpoint import WeightsError
+    from .infer.export import ExportError
+
+    try:
+        size = _parse_wh(args.size)
+    except ValueError:
+        error(args.size, "expected --size WxH, e.g. 640x360")
+        return 1
+    if args.repeat < 1:
+        error("bench", "--repeat must be at least 1")
+        return 1
+
+    def header(rep: dict) -> None:
+        print(format_header(rep), "", format_row_header(), sep="\n", flush=True)
+
+    def row(r) -> None:
+        print(format_row(r), flush=True)
+
+    try:
+        report = run_bench(args.model or ("bicubic", "ksr", "ksr-fast"), scale=args.scale, size=size,
+                           repeat=args.repeat, warmup=args.warmup, backend=args.backend,
+                           precision=args.precision, memory_format=args.memory_format,
+                           compile=args.compile, tta=args.tta, threads=args.threads,
+                           peak_size=args.peak, on_peak=None if args.json else header,
+                           on_result=None if args.json else row)
+    except (WeightsError, ExportError) as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError) as e:  # unknown model name, a scale the model cannot serve
+        error("bench", str(e).strip("'\""))
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print("", format_footer(report), sep="\n")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .bench import load_for_bench
+    from .checkpoint import WeightsError
+    from .infer.export import ExportError, export_onnx
+
+    if not args.onnx:
+        error("export", "give --onnx OUT.onnx")
+        return 1
+    try:
+        model, weights = load_for_bench(args.model, args.scale)
+        if weights.startswith("random"):
+            if not args.allow_random:
+                error(args.model, f"no shipped weights at x{args.scale:g}; pass a .safetensors file "
+                                  "(or --allow-random to export untrained weights)")
+                return 1
+        out = export_onnx(model, args.onnx, args.scale, opset=args.opset)
+    except (WeightsError, ExportError) as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError, OSError) as e:
+        error(args.onnx, str(e).strip("'\""))
+        return 1
+    print(f"wrote {out} ({getattr(model, 'arch', args.model)} x{args.scale:g}, weights: {weights}, "
+          f"input x: (N, {getattr(model, 'channels', 3)}, H, W) float32, dynamic N/H/W)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -260,6 +338,36 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--input", default="64x64", metavar="HxW", help="input (low-resolution) size for the layer table")
     m.add_argument("--json", action="store_true", help="the model list as one JSON line")
     m.set_defaults(func=_cmd_models)
+
+    b = sub.add_parser("bench", help="time whole upscale calls; GFLOP/s against the measured peak")
+    b.add_argument("--model", nargs="+", default=None, metavar="NAME",
+                   help="model names or .safetensors files (default: bicubic ksr ksr-fast); "
+                        "architectures without shipped weights run with random weights")
+    b.add_argument("--scale", type=float, default=3)
+    b.add_argument("--size", default="640x360", metavar="WxH", help="input frame size (default 640x360)")
+    b.add_argument("--repeat", type=int, default=5, help="timed runs per model (default 5)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    b.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
+    b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: convolutions under CPU bf16 autocast (torch backend)")
+    b.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="channels_last",
+                   help="layout of the convolution weights (default channels_last, as loaded models)")
+    b.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    b.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
+    b.add_argument("--tta", action="store_true", help="x8 self-ensemble")
+    b.add_argument("--peak", choices=["full", "quick"], default="full",
+                   help="size of the peak measurement (quick: small, for tests)")
+    b.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    b.set_defaults(func=_cmd_bench)
+
+    x = sub.add_parser("export", help="export a model's network to ONNX (dynamic height/width)")
+    x.add_argument("model", metavar="MODEL", help="a shipped model name or .safetensors file")
+    x.add_argument("--scale", type=float, default=3)
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx")
+    x.add_argument("--opset", type=int, default=18)
+    x.add_argument("--allow-random", action="store_true",
+                   help="export an architecture with random weights when none are shipped (tests, timing)")
+    x.set_defaults(func=_cmd_export)
     return p
 
 

@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["cubic", "contributions", "output_size", "imresize", "imresize_np", "imresize_torch"]
+__all__ = ["cubic", "contributions", "output_size", "imresize", "imresize_np", "imresize_torch",
+           "phase_filters"]
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -138,6 +139,56 @@ def imresize_np(image: np.ndarray, scale: float | Sequence[float] | None = None,
     return img
 
 
+@lru_cache(maxsize=16)
+def phase_filters(scale: int) -> tuple[tuple[int, tuple[float, ...]], ...]:
+    """MATLAB's bicubic upscaling by an integer ``scale`` as ``scale`` fixed filters.
+
+    Enlarging by an integer factor, output pixel ``scale * k + r`` is
+    ``sum_j w_r[j] * in[k + o_r + j]`` (0-based, symmetric borders) with the same
+    offset ``o_r`` and weights ``w_r`` for every ``k``: the weights of
+    :func:`contributions` repeat with period ``scale``. Returns ``(o_r, w_r)``
+    per phase r, zero taps dropped.
+    """
+    out = []
+    for r in range(scale):
+        # Centre of output pixel r + 1 (1-based) in input coordinates, as in contributions().
+        u = (r + 1) / scale + 0.5 * (1.0 - 1.0 / scale)
+        left = math.floor(u - 2.0)
+        w = cubic(u - (left + np.arange(6, dtype=np.float64)))
+        w = w / w.sum()
+        nz = np.flatnonzero(w)
+        out.append((int(left + nz[0] - 1), tuple(float(v) for v in w[nz[0]:nz[-1] + 1])))
+    return tuple(out)
+
+
+def _upsample_integer(x, axis: int, scale: int):
+    """Enlarge ``x`` along ``axis`` by an integer ``scale`` with MATLAB's bicubic.
+
+    Same result as the gather path to float32 round-off, but computed as a few
+    scaled adds of shifted slices of the (symmetrically padded) input: about 30x
+    faster on CPU, which matters because every Y-only model upscales its chroma
+    this way at full output resolution.
+    """
+    import torch
+
+    n = x.shape[axis]
+    phases = phase_filters(scale)
+    pad_lo = -min(o for o, _ in phases)
+    pad_hi = max(o + len(w) - 1 for o, w in phases)
+    mirror = np.concatenate([np.arange(n), np.arange(n - 1, -1, -1)])
+    src = mirror[np.mod(np.arange(-pad_lo, n + pad_hi), 2 * n)]
+    xp = torch.index_select(x, axis, torch.from_numpy(src).to(x.device))
+    outs = []
+    for o, w in phases:
+        acc = xp.narrow(axis, o + pad_lo, n) * w[0]
+        for j in range(1, len(w)):
+            acc.add_(xp.narrow(axis, o + pad_lo + j, n), alpha=w[j])
+        outs.append(acc)
+    shape = list(x.shape)
+    shape[axis] = n * scale
+    return torch.stack(outs, dim=axis + 1).reshape(shape)
+
+
 def imresize_torch(image, scale: float | Sequence[float] | None = None,
                    size: Sequence[int | None] | None = None, antialias: bool = True):
     """Torch path: ``image`` (B, C, H, W) or (C, H, W) float tensor, any device.
@@ -160,6 +211,10 @@ def imresize_torch(image, scale: float | Sequence[float] | None = None,
         axis = 2 + dim
         n_in = x.shape[axis]
         if n_in == out_sizes[dim] and scales[dim] == 1.0:
+            continue
+        s_int = round(scales[dim])
+        if s_int >= 2 and scales[dim] == s_int and out_sizes[dim] == n_in * s_int:
+            x = _upsample_integer(x, axis, s_int)
             continue
         w, idx = contributions(n_in, out_sizes[dim], float(scales[dim]), antialias)
         wt = torch.tensor(w, dtype=x.dtype, device=x.device)
