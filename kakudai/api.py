@@ -1,35 +1,321 @@
-"""High-level entry points shared by the CLI, the web page and video."""
+"""High-level entry points shared by the CLI, the web page and video.
+
+Two layers:
+
+* :class:`Upscaler` holds a model choice and the settings (tile, TTA, alpha,
+  device) and upscales :class:`~kakudai.data.io.ImageData` (decoded samples +
+  alpha + ICC/EXIF) to ImageData. It loads each model scale it needs once.
+  The CLI, the web page and video frames all go through it.
+* :func:`upscale` is the one-call Python API over it for PIL images, numpy
+  arrays and image paths.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image
+import torch
+import torch.nn as nn
 
-from .checkpoint import load_model
-from .infer.upscale import upscale_array
+from .checkpoint import load_model, resolve_model_name, shipped_weights
+from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
+from .infer.tiling import auto_tile_size, tile_grid
+from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve
+from .ops.resize import imresize_torch, output_size
+from .registry import create_model
 
-__all__ = ["upscale"]
+__all__ = ["upscale", "denoise", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
+
+ALPHA_MODES = ("model", "bicubic")
+ProgressFn = Callable[[int, int], None]
 
 
-def upscale(image: Any, scale: float = 2, model: Any = "default", tile: int | None = None,
-            tta: bool = False) -> Any:
-    """Upscale a PIL image, a numpy array (H, W[, 3]) or an image path.
+def target_size(h: int, w: int, scale: float | None = None, width: int | None = None,
+                height: int | None = None) -> tuple[int, int]:
+    """Output (height, width) for an h x w input.
 
-    Returns the same kind: PIL in, PIL out; array in, array of the same dtype out;
-    a path in gives a PIL image.
+    ``scale``: MATLAB's rule, ceil(side * scale). ``width`` and/or ``height``:
+    fit inside that box keeping the aspect ratio (one of them alone fixes that
+    side). Exactly one of ``scale`` or width/height must be given.
     """
-    if isinstance(model, str):
-        model = load_model(model, scale)
+    if (scale is None) == (width is None and height is None):
+        raise ValueError("give either a scale or a width/height to fit")
+    if scale is not None:
+        return output_size((h, w), scale=float(scale))[0]
+    for v in (width, height):
+        if v is not None and v < 1:
+            raise ValueError(f"width/height must be positive, got {v}")
+    sx = width / w if width is not None else math.inf
+    sy = height / h if height is not None else math.inf
+    if sx <= sy:
+        return max(1, round(h * sx)), int(width)  # type: ignore[arg-type]
+    return int(height), max(1, round(w * sy))  # type: ignore[arg-type]
+
+
+def model_scales(model: nn.Module | str | os.PathLike) -> list[float] | None:
+    """The scales a model runs at natively, or None when any scale works.
+
+    Bicubic and pre-upsampled models (SRCNN, RED-Net) take any scale; a
+    multi-scale KSR file lists its tails; a shipped name lists its files.
+    """
+    if isinstance(model, nn.Module):
+        if getattr(model, "pre_upsampled", False):
+            return None
+        scales = getattr(model, "scales", None)
+        if scales is not None:
+            return [float(s) for s in scales]
+        if getattr(model, "takes_scale", False):
+            return None
+        return [float(model.scale)]  # type: ignore[arg-type]
+    name = str(model)
+    if Path(name).suffix == ".safetensors" or Path(name).exists():
+        return model_scales(load_model(name))
+    real = resolve_model_name(name, 2)
+    if real == "bicubic":
+        return None
+    return sorted(shipped_weights().get(real, [])) or None
+
+
+def _pick_scale(target: float, available: Sequence[float] | None) -> float:
+    """The native scale to run for an output ``target`` times larger.
+
+    Any-scale models run at the target itself (an integer when it is one). Fixed-scale
+    models run at the smallest scale that reaches the target (then shrink with MATLAB
+    bicubic), or their largest (then enlarge the rest with bicubic).
+    """
+    if available is None:
+        return float(round(target)) if abs(target - round(target)) < 1e-9 else target
+    above = [s for s in sorted(available) if s >= target - 1e-9]
+    return above[0] if above else max(available)
+
+
+class Upscaler:
+    """A model and settings, applied to :class:`ImageData` images.
+
+    ``model``: a name (``default``, ``fast``, ``bicubic``, a registered name with
+    shipped weights), a ``.safetensors`` path, or a ready ``nn.Module``.
+    ``tile``: ``"auto"`` (largest tile within ``tile_budget`` bytes), a core tile
+    side in input pixels, or None (whole image). ``alpha``: ``"model"`` upscales
+    the alpha plane with the model, ``"bicubic"`` with MATLAB bicubic.
+    ``denoise``: 0-3 (waifu2x's JPEG-noise levels) cleans the image before it
+    is upscaled (:class:`kakudai.infer.restore.Denoiser`); None = off.
+    """
+
+    def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
+                 tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
+                 tile_budget: float = 1.0e9, denoise: int | None = None):
+        if alpha not in ALPHA_MODES:
+            raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
+        if isinstance(tile, str) and tile != "auto":
+            tile = int(tile)
+        if isinstance(tile, int) and tile < 0:
+            raise ValueError(f"tile must be positive, got {tile}")
+        self.model, self.tile, self.tta, self.alpha = model, tile, tta, alpha
+        self.device = torch.device(device) if device is not None else None
+        self.tile_budget = tile_budget
+        self._models: dict[float, nn.Module] = {}
+        self._scales: list[float] | None | str = "unknown"
+        self.denoiser = None
+        if denoise is not None:
+            from .infer.restore import Denoiser
+            self.denoiser = Denoiser(noise_level=denoise, tile=tile, tta=tta, device=device,
+                                     tile_budget=tile_budget)
+
+    # ----------------------------------------------------------------- models
+    def native_scales(self) -> list[float] | None:
+        if self._scales == "unknown":
+            self._scales = model_scales(self.model)
+        return self._scales  # type: ignore[return-value]
+
+    def model_for(self, scale: float) -> nn.Module:
+        """The model that runs at native ``scale`` (loaded once, on the device)."""
+        if scale not in self._models:
+            if isinstance(self.model, nn.Module):
+                m = self.model
+                scales = getattr(m, "scales", None)
+                if scales is not None and len(scales) > 1 and hasattr(m, "for_scale"):
+                    m = m.for_scale(int(scale))
+            else:
+                m = load_model(self.model, scale)
+            m = m.eval()
+            if self.device is not None:
+                m = m.to(self.device)
+            self._models[scale] = m
+        return self._models[scale]
+
+    def plan(self, h: int, w: int, scale: float | None = None, width: int | None = None,
+             height: int | None = None) -> tuple[float, tuple[int, int]]:
+        """(native model scale, output (height, width)) for an h x w input."""
+        oh, ow = target_size(h, w, scale, width, height)
+        target = max(oh / h, ow / w) if scale is None else float(scale)
+        return _pick_scale(target, self.native_scales()), (oh, ow)
+
+    def tiles_for(self, h: int, w: int, scale: float) -> int:
+        """Number of tiles one plane of an h x w image is cut into (progress totals)."""
+        t = self._tile_side(self.model_for(scale), h, w, scale)
+        return 1 if not t or not float(scale).is_integer() else len(list(tile_grid(h, w, t)))
+
+    def _tile_side(self, model: nn.Module, h: int, w: int, scale: float) -> int | None:
+        if self.tile != "auto":
+            return self.tile or None  # type: ignore[return-value]
+        return auto_tile_size(h, w, bytes_per_input_pixel(model, scale, self.tta), self.tile_budget,
+                              pipeline_radius(model, scale))
+
+    # ----------------------------------------------------------------- images
+    def __call__(self, img: ImageData, scale: float | None = None, width: int | None = None,
+                 height: int | None = None, on_tile: ProgressFn | None = None) -> ImageData:
+        """Upscale ``img`` by ``scale`` or to fit ``width``/``height``; metadata carried over.
+
+        Samples keep their type (uint8, uint16, float32 in [0, 1]). ``on_tile(done,
+        total)`` counts tiles over the colour and alpha passes.
+        """
+        if self.denoiser is not None:
+            img = self.denoiser(img)
+        h, w = img.pixels.shape[:2]
+        native, (oh, ow) = self.plan(h, w, scale, width, height)
+        model = self.model_for(native)
+        tile = self._tile_side(model, h, w, native)
+        passes = 2 if img.alpha is not None else 1
+        per_pass = self.tiles_for(h, w, native)
+        total = passes * per_pass
+
+        def progress(offset: int) -> ProgressFn | None:
+            if on_tile is None:
+                return None
+            return lambda n, _t: on_tile(offset + n, total)
+
+        pixels = self._plane(model, img.pixels, native, tile, (oh, ow), progress(0))
+        alpha = None
+        if img.alpha is not None:
+            amodel = model if self.alpha == "model" else create_model("bicubic", scale=native)
+            alpha = self._plane(amodel, img.alpha[:, :, None], native, tile, (oh, ow),
+                                progress(per_pass))[:, :, 0]
+        return img.with_pixels(pixels, alpha)
+
+    def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
+               out_hw: tuple[int, int], on_tile: ProgressFn | None) -> np.ndarray:
+        """(h, w, C) samples -> (oh, ow, C) samples of the same dtype."""
+        if a.dtype not in (np.uint8, np.uint16, np.float32):
+            raise ValueError(f"unsupported sample type {a.dtype}")
+        out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(a.dtype)
+        with warnings.catch_warnings():  # read-only arrays (from PIL) are fine: never written
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)  # a view; tiles convert to float
+        y = super_resolve(model, x, native, tile=tile, tta=self.tta, out_dtype=out_dtype,
+                          on_tile=on_tile)
+        if tuple(y.shape[-2:]) != tuple(out_hw):
+            y = _resize_samples(y, out_hw)
+        return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
+
+
+def _resize_samples(y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """MATLAB-bicubic resize of samples (any dtype) to ``out_hw``, same dtype back."""
+    dtype = y.dtype
+    peak = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(dtype)
+    f = y.to(torch.float32) / peak if peak else y
+    f = imresize_torch(f, size=out_hw).clamp_(0, 1)
+    return (f * peak).round_().to(dtype) if peak else f
+
+
+# --------------------------------------------------------------------------- one call
+def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.PathLike = "default",
+            tile: int | str | None = "auto", tta: bool = False, *, width: int | None = None,
+            height: int | None = None, alpha: str = "model", device: str | None = None,
+            output: str | os.PathLike | None = None, format: str | None = None,
+            quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            on_tile: ProgressFn | None = None, denoise: int | None = None) -> Any:
+    """Upscale a PIL image, a numpy array or an image file; returns the same kind.
+
+    * PIL image -> PIL image. Modes: L, LA, RGB, RGBA and 16-bit gray (``I;16``)
+      are kept; P becomes RGB(A), CMYK becomes RGB (through its ICC profile).
+      ``info['icc_profile']`` and ``info['exif']`` are carried (orientation reset).
+    * numpy array (H, W), (H, W, 1|2|3|4) of uint8, uint16 or float in [0, 1]
+      (2 and 4 channels: the last one is alpha) -> array of the same layout and dtype.
+    * path -> the image read with full fidelity (16-bit, CMYK, EXIF, ICC). With
+      ``output`` the result is written there (atomically, format from its
+      extension or ``format``, 16-bit kept in PNG/TIFF) and the output Path is
+      returned; without it a PIL image is returned (16-bit colour rounded to
+      8 bits, which PIL cannot hold).
+
+    ``scale`` (default 2), or ``width``/``height`` to fit a box (then ``scale``
+    is ignored and derived). ``model``/``tile``/``tta``/``alpha``/``device``: see
+    :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
+    ``denoise`` 0-3 removes JPEG noise first (waifu2x's levels; see :func:`denoise`).
+    """
+    from PIL import Image
+
+    if width is not None or height is not None:
+        scale = None
+    up = Upscaler(model, tile=tile, tta=tta, alpha=alpha, device=device, denoise=denoise)
+    run = lambda d: up(d, scale, width, height, on_tile=on_tile)  # noqa: E731
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(Path(image)) as im:
-            im.load()
-            return upscale(im, scale, model, tile, tta)
+        result = run(read_image(image, max_pixels=max_pixels))
+        if output is not None:
+            return write_image(output, result, format=format, quality=quality)
+        return to_pil(result)
     if isinstance(image, Image.Image):
-        im = image.convert("RGB") if image.mode not in ("L", "RGB") else image
-        out = upscale_array(np.asarray(im), scale, model, tile, tta)
-        return Image.fromarray(out)
-    return upscale_array(np.asarray(image), scale, model, tile, tta)
+        return to_pil(run(from_pil(image)))
+    arr = np.asarray(image)
+    data, restore = _array_to_data(arr)
+    return restore(run(data))
+
+
+def _array_to_data(arr: np.ndarray) -> tuple[ImageData, Callable[[ImageData], np.ndarray]]:
+    """An array as ImageData, and the function that turns a result back into that layout."""
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(f"expected an (H, W) or (H, W, 1|2|3|4) array, got shape {arr.shape}")
+    dtype = arr.dtype
+    if dtype.kind == "f":
+        a = arr.astype(np.float32, copy=False)
+    elif dtype in (np.uint8, np.uint16):
+        a = arr
+    else:
+        raise ValueError(f"expected uint8, uint16 or float samples, got {dtype}")
+    a3 = a[:, :, None] if a.ndim == 2 else a
+    has_alpha = a3.shape[2] in (2, 4)
+    pixels = np.ascontiguousarray(a3[:, :, :-1] if has_alpha else a3)
+    alpha = np.ascontiguousarray(a3[:, :, -1]) if has_alpha else None
+
+    def restore(d: ImageData) -> np.ndarray:
+        out = d.pixels if d.alpha is None else np.concatenate([d.pixels, d.alpha[:, :, None]], axis=2)
+        if arr.ndim == 2:
+            out = out[:, :, 0]
+        return out.astype(dtype, copy=False)
+
+    return ImageData(pixels, alpha), restore
+
+
+def denoise(image: Any, *, noise_level: int | None = None, sigma: float | None = None,
+            jpeg: bool | int | None = None, model: nn.Module | str | os.PathLike | None = None,
+            tile: int | str | None = "auto", tta: bool = False, device: str | None = None,
+            output: str | os.PathLike | None = None, format: str | None = None,
+            quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
+    """Remove noise or JPEG artifacts from a PIL image, a numpy array or an image file.
+
+    Exactly one strength: ``noise_level`` 0-3 (waifu2x's meaning: JPEG cleanup
+    from light, 0, to strong, 3), ``sigma`` (Gaussian noise std, 0-255 units)
+    or ``jpeg`` (True: any quality, blind; an int: the quality it was saved at).
+    Same kinds in and out as :func:`upscale` (alpha is kept untouched). ``model``:
+    None for the shipped weights, or a ``.safetensors`` path. Raises
+    :class:`kakudai.checkpoint.WeightsError` naming the file when weights are missing.
+    """
+    from PIL import Image
+
+    from .infer.restore import Denoiser
+
+    dn = Denoiser(noise_level=noise_level, sigma=sigma, jpeg=jpeg, model=model, tile=tile, tta=tta,
+                  device=device)
+    if isinstance(image, (str, os.PathLike)):
+        result = dn(read_image(image, max_pixels=max_pixels))
+        if output is not None:
+            return write_image(output, result, format=format, quality=quality)
+        return to_pil(result)
+    if isinstance(image, Image.Image):
+        return to_pil(dn(from_pil(image)))
+    data, back = _array_to_data(np.asarray(image))
+    return back(dn(data))
