@@ -48,8 +48,12 @@ def make_clip(path: Path, n: int = N, vfr: bool = False, audio: bool = True,
         if bt709:
             cc = vs.codec_context
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
-        if rotate is not None:
+        if rotate is not None:  # ... and file tags and chapters, checked with it
             vs.set_display_rotation(rotate)
+            out.metadata["title"] = "kakudai test"
+            out.set_chapters([{"id": k + 1, "start": 250 * k, "end": 250 * (k + 1),
+                               "time_base": Fraction(1, 1000), "metadata": {"title": f"part {k}"}}
+                              for k in range(2)])
         a = out.add_stream("aac", rate=SR, layout="mono") if audio else None
         sub_in = av.open(str(srt)) if srt is not None else None
         s_out = out.add_stream_from_template(sub_in.streams.subtitles[0]) if sub_in else None
@@ -170,7 +174,7 @@ def test_variable_frame_rate_keeps_timestamps(clips, bicubic, tmp_path):
     assert [t - lead for t in t_mkv] == t_in
 
 
-def test_rotation_and_colour_metadata_kept(clips, bicubic, tmp_path):
+def test_rotation_colour_tags_and_chapters_kept(clips, bicubic, tmp_path):
     src, dst = clips["meta"], tmp_path / "meta.mp4"
     upscale_video(src, dst, 2, model=bicubic, preset="ultrafast", progress=False)
     _, _, f_in = frames_of(src)
@@ -178,6 +182,10 @@ def test_rotation_and_colour_metadata_kept(clips, bicubic, tmp_path):
     assert f_in.rotation == 90 and f_out.rotation == 90
     for k in ("colorspace", "color_range", "color_primaries", "color_trc"):
         assert int(getattr(f_out, k)) == int(getattr(f_in, k)) == 1, k
+    with av.open(str(dst)) as c:
+        assert c.metadata.get("title") == "kakudai test"
+        chapters = [(ch["start"] * ch["time_base"], ch["metadata"].get("title")) for ch in c.chapters()]
+    assert chapters == [(0, "part 0"), (Fraction(1, 4), "part 1")]
 
 
 def test_untagged_sd_source_is_read_and_tagged_as_bt601(clips, bicubic, tmp_path):
