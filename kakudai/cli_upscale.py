@@ -1,58 +1,487 @@
-"""``kakudai upscale``: batch driver over :func:`kakudai.api.upscale`."""
+"""``kakudai upscale``: the batch driver over :class:`kakudai.api.Upscaler`.
+
+Inputs are files, folders (``-r``: recursive, sub-folders kept) and glob
+patterns. Output names follow the foundation contract: in an output folder
+each result keeps its input's relative path, stem and extension (``--suffix``
+and ``--format`` change them); a single input file with an image-extension
+``-o`` is written to exactly that file.
+
+Guarantees: an input file is never written over; every output goes to a
+temporary file beside it and is renamed when complete (SIGINT/SIGTERM remove
+it); one bad file gives one line ``kakudai: error: <path>: <reason>`` and the
+batch goes on; a summary (done / skipped / failed) ends the run; the exit
+code is 0 only when nothing failed.
+
+Video files (:data:`VIDEO_EXTENSIONS`) are dispatched to
+``kakudai.infer.video.upscale_video`` when that module exists (see
+:func:`_run_video`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import signal
 import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
-from .data.io import IMAGE_EXTENSIONS
+from .data.io import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+
+__all__ = ["run_upscale", "plan_outputs", "VIDEO_EXTENSIONS", "OUTPUT_FORMATS", "Job"]
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
+_GLOB_CHARS = set("*?[")
 
 
-def _expand(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(file, path relative to its input root) for every input image."""
-    out = []
+def error(path: object, reason: str) -> None:
+    """The one-line error format: ``kakudai: error: <path>: <reason>``."""
+    _say(f"kakudai: error: {path}: {reason}")
+
+
+def _say(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+@dataclass
+class Job:
+    """One input and the output it becomes; ``problem`` set when it must not run."""
+
+    src: Path
+    dst: Path
+    video: bool = False
+    problem: str | None = None
+
+
+# --------------------------------------------------------------------------- inputs
+def _video_backend() -> Callable[..., object] | None:
+    """``kakudai.infer.video.upscale_video`` if that module is present (its own
+    dependency, PyAV, is only imported when a video is actually processed)."""
+    global _VIDEO_ERRORS
+    try:
+        from .infer import video  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _VIDEO_ERRORS = (getattr(video, "VideoError", ValueError),)
+    return getattr(video, "upscale_video", None)
+
+
+_VIDEO_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _wanted(p: Path, with_video: bool) -> bool:
+    ext = p.suffix.lower()
+    return ext in IMAGE_EXTENSIONS or (with_video and ext in VIDEO_EXTENSIONS)
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def expand_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None,
+                  with_video: bool = False) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """(file, output-relative path) for every input, and (input, reason) for bad inputs.
+
+    A file is taken as given (any extension: a wrong one is reported when it is
+    read). A folder gives its image files (``recursive``: all levels, relative
+    paths kept), skipping hidden files and anything under ``exclude`` (the
+    output folder). A glob pattern gives its matches, relative to the
+    pattern's fixed leading folders.
+    """
+    found: list[tuple[Path, Path]] = []
+    bad: list[tuple[str, str]] = []
+    excl = exclude.resolve() if exclude is not None else None
+
+    def excluded(f: Path) -> bool:
+        return excl is not None and (f.resolve() == excl or excl in f.resolve().parents)
+
     for s in inputs:
         p = Path(s)
-        if p.is_dir():
-            for f in sorted(p.iterdir()):
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
-                    out.append((f, Path(f.name)))
+        if p.is_file():
+            found.append((p, Path(p.name)))
+        elif p.is_dir():
+            files = sorted(p.rglob("*") if recursive else p.iterdir())
+            n = 0
+            for f in files:
+                rel = f.relative_to(p)
+                if f.is_file() and _wanted(f, with_video) and not _hidden(rel) and not excluded(f):
+                    found.append((f, rel))
+                    n += 1
+            if n == 0:
+                bad.append((s, "no image files in this folder" + ("" if recursive else " (use -r for sub-folders)")))
+        elif _GLOB_CHARS & set(s):
+            base_parts = []
+            for part in Path(s).parts:
+                if _GLOB_CHARS & set(part):
+                    break
+                base_parts.append(part)
+            base = Path(*base_parts) if base_parts else Path(".")
+            matches = [Path(m) for m in sorted(glob.glob(s, recursive=True))]
+            matches = [m for m in matches if m.is_file() and _wanted(m, with_video) and not excluded(m)]
+            if not matches:
+                bad.append((s, "no image files match this pattern"))
+            for m in matches:
+                try:
+                    rel = m.relative_to(base)
+                except ValueError:
+                    rel = Path(m.name)
+                found.append((m, rel))
         else:
-            out.append((p, Path(p.name)))
-    return out
+            bad.append((s, "no such file or folder"))
+    return found, bad
 
 
-def run_upscale(args: argparse.Namespace) -> int:
-    from PIL import Image
+def plan_outputs(items: list[tuple[Path, Path]], out: Path, single_file: bool, suffix: str = "",
+                 fmt: str | None = None, with_video: bool = False,
+                 jpeg_as: str | None = None) -> list[Job]:
+    """The output path of every input; inputs that would be overwritten, or two inputs
+    that would write the same output, get a ``problem`` instead of running.
+    ``jpeg_as`` (e.g. ".png"): the extension JPEG inputs get when there is no ``fmt``."""
+    inputs = {src.resolve() for src, _ in items}
+    jobs: list[Job] = []
+    taken: dict[Path, Path] = {}
+    for src, rel in items:
+        video = with_video and src.suffix.lower() in VIDEO_EXTENSIONS
+        if single_file:
+            dst = out
+        else:
+            ext = rel.suffix if (video or fmt is None) else OUTPUT_FORMATS[fmt]
+            if fmt is None and jpeg_as and ext.lower() in (".jpg", ".jpeg"):
+                ext = jpeg_as
+            dst = out / rel.parent / f"{rel.stem}{suffix}{ext}"
+        job = Job(src, dst, video)
+        key = dst.resolve()
+        if key in inputs:
+            job.problem = f"the output {dst} is an input file; refusing to overwrite it (use another -o or --suffix)"
+        elif key in taken:
+            job.problem = f"the output {dst} would also be written for {taken[key]}; rename one of them"
+        else:
+            taken[key] = src
+        jobs.append(job)
+    return jobs
 
-    from .api import upscale
-    from .checkpoint import WeightsError, load_model
+
+# --------------------------------------------------------------------------- signals
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup code runs (like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
 
     try:
-        model = load_model(args.model, args.scale)
-    except WeightsError as e:
-        print(f"kakudai: error: {e}", file=sys.stderr)
-        return 1
-    tile = None if args.tile in (None, "auto") else int(args.tile)
-    items = _expand(args.inputs)
-    out = Path(args.output)
-    single_file = len(items) == 1 and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
-    failed = done = 0
-    for src, rel in items:
-        dst = out if single_file else out / rel
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --------------------------------------------------------------------------- options
+def _size_options(args: argparse.Namespace) -> tuple[float | None, int | None, int | None]:
+    """(scale, width, height) from --scale / --width / --height / --size."""
+    width, height = args.width, args.height
+    if args.size:
+        if width is not None or height is not None:
+            raise ValueError("--size cannot be combined with --width/--height")
         try:
-            with Image.open(src) as im:
-                im.load()
-                res = upscale(im, args.scale, model, tile, args.tta)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
-            res.save(tmp)
-            os.replace(tmp, dst)
-            done += 1
-        except (OSError, ValueError) as e:
-            print(f"kakudai: error: {src}: {e}", file=sys.stderr)
-            failed += 1
-    print(f"done {done}, failed {failed}", file=sys.stderr)
+            w, h = args.size.lower().split("x")
+            width, height = int(w), int(h)
+        except ValueError:
+            raise ValueError(f"--size must look like 1920x1080, not {args.size!r}") from None
+    for v in (width, height):
+        if v is not None and v < 1:
+            raise ValueError("--width/--height must be positive")
+    if width is not None or height is not None:
+        if args.scale is not None:
+            raise ValueError("--scale cannot be combined with --width/--height/--size")
+        return None, width, height
+    scale = 2.0 if args.scale is None else float(args.scale)
+    if not scale > 0:
+        raise ValueError("--scale must be positive")
+    return scale, None, None
+
+
+def _weights_message(model: str, e: Exception) -> str:
+    msg = str(e)
+    named = msg.split(": ", 1)[0].endswith(".safetensors")  # already names its weights file
+    return msg if msg.startswith(f"{model}: ") or named else f"{model}: {msg}"
+
+
+# --------------------------------------------------------------------------- the run
+def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | None = None,
+                desc: str = "upscale", jpeg_as: str | None = None) -> int:
+    """The ``kakudai upscale`` command. Returns the exit code.
+
+    Hooks for other same-driver commands (``kakudai denoise``): ``processor``
+    replaces the Upscaler (called as ``processor(data, scale, width, height,
+    on_tile=...)`` -> ImageData; no video), ``desc`` labels the progress bar,
+    ``jpeg_as`` is the extension JPEG inputs get without --format.
+    """
+    from tqdm import tqdm
+
+    from .api import Upscaler
+    from .checkpoint import WeightsError
+
+    try:
+        scale, width, height = _size_options(args)
+        if args.quality is not None and not 1 <= args.quality <= 100:
+            raise ValueError("--quality must be between 1 and 100")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        tile: int | str | None = args.tile
+        if tile not in (None, "auto"):
+            tile = int(tile)  # type: ignore[arg-type]
+            if tile < 0:
+                raise ValueError("--tile must be auto or a positive number of pixels")
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith("invalid literal"):
+            msg = f"--tile must be auto or a number of pixels, not {args.tile!r}"
+        _say(f"kakudai: error: {msg}")
+        return 1
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    video_fn = _video_backend() if processor is None else None
+    out = Path(args.output)
+    single_input = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
+    out_ext = out.suffix.lower()
+    single_file = single_input and not out.is_dir() and (
+        out_ext in FORMAT_EXTENSIONS or (video_fn is not None and out_ext in VIDEO_EXTENSIONS))
+    fmt = args.format
+    if single_file and fmt and FORMAT_EXTENSIONS.get(OUTPUT_FORMATS[fmt]) != FORMAT_EXTENSIONS.get(out_ext):
+        error(out, f"--format {fmt} does not match the file extension {out.suffix}")
+        return 1
+    if not _prepare_output(out, single_file):
+        return 1
+
+    items, bad = expand_inputs(args.inputs, args.recursive, exclude=None if single_file else out,
+                               with_video=video_fn is not None)
+    for s, reason in bad:
+        error(s, reason)
+    jobs = plan_outputs(items, out, single_file, args.suffix, fmt, with_video=video_fn is not None,
+                        jpeg_as=jpeg_as)
+
+    try:
+        if processor is not None:
+            up = processor
+        else:
+            up = Upscaler(args.model, tile=tile, tta=args.tta, alpha=args.alpha, device=args.device,
+                          denoise=getattr(args, "denoise", None))
+            up.native_scales()
+        if processor is None and scale is not None and jobs:
+            up.model_for(up.plan(64, 64, scale)[0])  # load now: a bad weights file fails once, early
+    except WeightsError as e:
+        _say(f"kakudai: error: {_weights_message(args.model, e)}")
+        return 1
+    except (RuntimeError, ValueError) as e:  # e.g. an unknown --device
+        error(args.device or args.model, str(e).splitlines()[0])
+        return 1
+
+    done = skipped = 0
+    failed = len(bad)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(jobs), unit="img", desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
+    interrupted: BaseException | None = None
+    try:
+        with _sigterm_raises():
+            for job in jobs:
+                bar.set_postfix_str(job.src.name, refresh=False)
+                status = _run_job(job, up, scale, width, height, args, video_fn)
+                if status == "abort":
+                    return 1
+                done += status == "done"
+                skipped += status == "skipped"
+                failed += status == "failed"
+                bar.update(1)
+    except (KeyboardInterrupt, Terminated) as e:
+        interrupted = e
+    finally:
+        bar.close()
+        took = time.perf_counter() - t0
+        summary = f"kakudai: {done} done, {skipped} skipped, {failed} failed in {took:.1f} s"
+        if interrupted is not None:
+            summary += " (interrupted; no partial output left)"
+        _say(summary)
+    if interrupted is not None:
+        return 128 + (interrupted.signum if isinstance(interrupted, Terminated) else signal.SIGINT)
     return 1 if failed else 0
+
+
+def _prepare_output(out: Path, single_file: bool) -> bool:
+    """Check (and for a folder output, create) where outputs go; one error line if not possible."""
+    folder = (out.parent if str(out.parent) else Path(".")) if single_file else out
+    if not single_file:
+        if out.exists() and not out.is_dir():
+            error(out, "output is an existing file, not a folder (give a folder, or one input file)")
+            return False
+        if not out.exists():
+            parent = out.parent if str(out.parent) else Path(".")
+            if not parent.is_dir():
+                error(out, f"cannot create the output folder: {parent} does not exist")
+                return False
+            try:
+                out.mkdir()
+            except OSError as e:
+                error(out, f"cannot create the output folder ({e.strerror or e})")
+                return False
+    if not folder.is_dir():
+        error(folder, "output folder does not exist")
+        return False
+    if not os.access(folder, os.W_OK | os.X_OK):
+        error(folder, "output folder is not writable")
+        return False
+    return True
+
+
+def _run_job(job: Job, up: "object", scale: float | None, width: int | None, height: int | None,
+             args: argparse.Namespace, video_fn: Callable[..., None] | None) -> str:
+    """Process one job: 'done', 'skipped', 'failed', or 'abort' (weights unusable)."""
+    from tqdm import tqdm
+
+    from .checkpoint import WeightsError
+    from .data.io import ImageReadError, ImageWriteError, read_image, write_image
+
+    if job.problem:
+        error(job.src, job.problem)
+        return "failed"
+    if job.dst.exists() and not args.overwrite:
+        _say(f"kakudai: skipped: {job.src}: {job.dst} exists (use --overwrite to replace it)")
+        return "skipped"
+    tiles = None
+    try:
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
+        if job.video:
+            _run_video(job, up, scale, width, height, args, video_fn)
+            return "done"
+        data = read_image(job.src, max_pixels=args.max_pixels)
+
+        def on_tile(n: int, total: int) -> None:
+            nonlocal tiles
+            if total < 2:
+                return
+            if tiles is None:
+                tiles = tqdm(total=total, unit="tile", desc=job.src.name, leave=False, position=1,
+                             file=sys.stderr, disable=None, dynamic_ncols=True)
+            tiles.update(n - tiles.n)
+
+        result = up(data, scale, width, height, on_tile=on_tile)  # type: ignore[operator]
+        del data
+        fmt = FORMAT_EXTENSIONS.get(job.dst.suffix.lower())
+        write_image(job.dst, result, format=fmt, quality=args.quality)
+        return "done"
+    except ImageReadError as e:
+        error(job.src, e.reason)
+    except ImageWriteError as e:
+        error(job.src, f"{e.path}: {e.reason}")
+    except _VIDEO_ERRORS as e:
+        error(job.src, getattr(e, "reason", str(e)))
+    except WeightsError as e:
+        _say(f"kakudai: error: {_weights_message(args.model, e)}")
+        return "abort"
+    except MemoryError:
+        error(job.src, "out of memory (try a smaller --tile)")
+    except Exception as e:  # noqa: BLE001  one bad file never stops the batch or prints a traceback
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "allocate" in msg.lower() and "memory" in msg.lower():
+            msg = f"out of memory (try a smaller --tile): {msg}"
+        error(job.src, msg)
+    finally:
+        if tiles is not None:
+            tiles.close()
+    return "failed"
+
+
+def _run_video(job: Job, up: "object", scale: float | None, width: int | None, height: int | None,
+               args: argparse.Namespace, video_fn: Callable[..., object] | None) -> None:
+    """Hand a video file to ``kakudai.infer.video.upscale_video``.
+
+    That function decodes ``src``, runs the frames through the same
+    ``super_resolve`` pipeline with the model this run loaded (so a bad weights
+    file fails once, here, not per frame), and writes ``dst`` through its own
+    hidden temporary file, renamed at the end and removed on error, Ctrl-C or
+    SIGTERM. It raises ``VideoError`` (``.path``, ``.reason``) for bad input.
+    Videos need a scale the model runs natively (``--scale``, not --width/--height).
+    """
+    if video_fn is None:
+        raise ValueError("video input needs kakudai.infer.video, which is not installed")
+    if scale is None:
+        raise ValueError("videos take --scale, not --width/--height/--size")
+    native = up.plan(64, 64, scale)[0]  # type: ignore[attr-defined]
+    if native != scale:
+        raise ValueError(f"this model runs videos at x{'/x'.join(f'{s:g}' for s in up.native_scales())}, "  # type: ignore[attr-defined]
+                         f"not x{scale:g}")
+    tile = None if up.tile == "auto" else up.tile  # type: ignore[attr-defined]
+    # Video-only options (--crf, --preset, --codec, --pix-fmt, --frames, --batch, --denoise) if given.
+    opts = {k: getattr(args, k) for k in ("crf", "preset", "codec", "pix_fmt", "frames", "batch", "denoise")
+            if getattr(args, k, None) is not None}
+    video_fn(job.src, job.dst, scale, model=up.model_for(native), tile=tile,  # type: ignore[attr-defined]
+             tta=args.tta, progress=True, **opts)
+
+
+def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
+    """The ``upscale`` options (cli.py builds the sub-parser and calls this).
+
+    ``same_size``: the input/output options only, for commands whose output
+    has the input's size (``kakudai denoise``): no size, alpha, denoise or video options.
+    """
+    u.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    u.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder (created if its parent exists), or a file for one input")
+    if same_size:
+        u.set_defaults(scale=None, width=None, height=None, size=None, alpha="model", denoise=None)
+    else:
+        size = u.add_argument_group("size (default: --scale 2)")
+        size.add_argument("--scale", type=float, default=None, help="enlargement factor (default 2)")
+        size.add_argument("--width", type=int, default=None, help="output width in pixels (scale derived)")
+        size.add_argument("--height", type=int, default=None, help="output height in pixels (scale derived)")
+        size.add_argument("--size", default=None, metavar="WxH", help="fit inside WxH, keeping the aspect ratio")
+        u.add_argument("--denoise", type=int, choices=[0, 1, 2, 3], default=None, metavar="0-3",
+                       help="remove JPEG noise before upscaling: 0 = light ... 3 = strong "
+                            "(waifu2x's levels; see kakudai denoise)")
+    u.add_argument("--model", default="default", help="model name or .safetensors file (default: default)")
+    u.add_argument("--tile", default="auto", metavar="auto|N",
+                   help="core tile side in input pixels; auto fits a ~1 GB budget; 0 = whole image")
+    u.add_argument("--tta", action="store_true", help="x8 geometric self-ensemble (8x slower)")
+    if not same_size:
+        u.add_argument("--alpha", choices=["model", "bicubic"], default="model",
+                       help="how to upscale transparency (default: model)")
+    u.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders (structure kept)")
+    u.add_argument("--suffix", default="", help="added to each output's stem, e.g. _x2")
+    u.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default=None,
+                   help="output format (default: the input's)")
+    u.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100 (default 95)")
+    u.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    u.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    u.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    u.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images with more pixels (decompression-bomb guard; default {DEFAULT_MAX_PIXELS})")
+    if same_size:
+        return
+    v = u.add_argument_group("video (audio, subtitles, timestamps, rotation and colour tags are kept)")
+    v.add_argument("--crf", type=float, default=None, help="encoder quality, lower = better (default 18)")
+    v.add_argument("--preset", default=None, help="encoder speed preset, e.g. veryfast, medium, slow (default medium)")
+    v.add_argument("--codec", default=None, help="video encoder (default libx264; libvpx-vp9 for .webm)")
+    v.add_argument("--pix-fmt", default=None, help="output pixel format (default yuv420p)")
+    v.add_argument("--frames", default=None, metavar="A:B",
+                   help="only a range: frames 100:200 (B excluded), seconds 5s:8s, or times 00:00:05-00:00:08")
+    v.add_argument("--batch", type=int, default=None, help="frames upscaled together (default 4)")

@@ -163,7 +163,9 @@ class _pillow_pixel_limit:
         self.saved = Image.MAX_IMAGE_PIXELS
         self.warn = warnings.catch_warnings()
         self.warn.__enter__()
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns about oddities of damaged files (EXIF, TIFF tags, bomb size) on
+        # stderr; the outcome is what counts: an image, or one ImageReadError.
+        warnings.simplefilter("ignore")
         # Pillow raises above 2x its limit; ours is checked exactly in _check_size.
         Image.MAX_IMAGE_PIXELS = None if self.max_pixels is None else self.max_pixels // 2 + 1
 
