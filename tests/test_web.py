@@ -360,3 +360,53 @@ def test_cross_origin_post_and_foreign_host_refused():
         assert r.status_code == 200
         assert_error(c.get("/api/models", headers={"host": "evil.example:8000"}), 400, "local")
         assert c.get("/api/models", headers={"host": "localhost:8000"}).status_code == 200
+
+
+# ---------------------------------------------------------------------- the command
+def test_cli_serve_port_in_use(capsys):
+    import socket
+
+    from kakudai.cli import main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"kakudai: error: 127.0.0.1:{port}: "), err
+
+
+def test_cli_serve_answers_and_stops_on_ctrl_c(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from kakudai.web.server import bind
+    sock = bind("127.0.0.1", 0)  # a free port, released just before the server takes it
+    port = sock.getsockname()[1]
+    sock.close()
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "kakudai", "serve", "--port", str(port)], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=5) as r:
+                    info = json.load(r)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+                time.sleep(0.3)
+        assert info["models"][0]["name"] == "default"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode()
+    assert b"Traceback" not in out and b"serving on http://127.0.0.1:" in out

@@ -292,7 +292,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, config: WebConfig | None = 
     elif not _is_loopback(host):
         print(f"kakudai: warning: serving on {host}, reachable from other machines; "
               "there is no authentication", file=sys.stderr)
+    if not log.handlers:  # one line per finished job, beside uvicorn's access log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"kakudai: serving on http://{shown}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", file=sys.stderr)
-    make_server(cfg).run(sockets=[sock])
+    try:
+        make_server(cfg).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its clean shutdown
+        pass
+    finally:
+        sock.close()
