@@ -104,11 +104,14 @@ class Upscaler:
     the alpha plane with the model, ``"bicubic"`` with MATLAB bicubic.
     ``denoise``: 0-3 (waifu2x's JPEG-noise levels) cleans the image before it
     is upscaled (:class:`kakudai.infer.restore.Denoiser`); None = off.
+    ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
+    ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
     """
 
     def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
                  tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
-                 tile_budget: float = 1.0e9, denoise: int | None = None):
+                 tile_budget: float = 1.0e9, denoise: int | None = None, backend: str = "torch",
+                 precision: str = "fp32"):
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
         if isinstance(tile, str) and tile != "auto":
@@ -118,6 +121,7 @@ class Upscaler:
         self.model, self.tile, self.tta, self.alpha = model, tile, tta, alpha
         self.device = torch.device(device) if device is not None else None
         self.tile_budget = tile_budget
+        self.backend, self.precision = backend, precision
         self._models: dict[float, nn.Module] = {}
         self._scales: list[float] | None | str = "unknown"
         self.denoiser = None
@@ -145,6 +149,9 @@ class Upscaler:
             m = m.eval()
             if self.device is not None:
                 m = m.to(self.device)
+            if (self.backend, self.precision) != ("torch", "fp32"):
+                from .infer.export import with_backend
+                m = with_backend(m, scale, self.backend, self.precision)
             self._models[scale] = m
         return self._models[scale]
 
@@ -228,7 +235,8 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
             height: int | None = None, alpha: str = "model", device: str | None = None,
             output: str | os.PathLike | None = None, format: str | None = None,
             quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            on_tile: ProgressFn | None = None, denoise: int | None = None) -> Any:
+            on_tile: ProgressFn | None = None, denoise: int | None = None, backend: str = "torch",
+            precision: str = "fp32") -> Any:
     """Upscale a PIL image, a numpy array or an image file; returns the same kind.
 
     * PIL image -> PIL image. Modes: L, LA, RGB, RGBA and 16-bit gray (``I;16``)
@@ -243,15 +251,16 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
       8 bits, which PIL cannot hold).
 
     ``scale`` (default 2), or ``width``/``height`` to fit a box (then ``scale``
-    is ignored and derived). ``model``/``tile``/``tta``/``alpha``/``device``: see
-    :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
+    is ignored and derived). ``model``/``tile``/``tta``/``alpha``/``device``/``backend``/
+    ``precision``: see :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
     ``denoise`` 0-3 removes JPEG noise first (waifu2x's levels; see :func:`denoise`).
     """
     from PIL import Image
 
     if width is not None or height is not None:
         scale = None
-    up = Upscaler(model, tile=tile, tta=tta, alpha=alpha, device=device, denoise=denoise)
+    up = Upscaler(model, tile=tile, tta=tta, alpha=alpha, device=device, denoise=denoise,
+                  backend=backend, precision=precision)
     run = lambda d: up(d, scale, width, height, on_tile=on_tile)  # noqa: E731
     if isinstance(image, (str, os.PathLike)):
         result = run(read_image(image, max_pixels=max_pixels))

@@ -141,7 +141,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    from .bench import retain_freed_memory
     from .cli_upscale import run_upscale
+    retain_freed_memory()  # reuse freed feature maps instead of page-faulting new ones (docs/speed.md)
     return run_upscale(args)
 
 
@@ -218,9 +220,12 @@ def _parse_wh(text: str) -> tuple[int, int]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import format_footer, format_header, format_row, format_row_header, run_bench
+    from .bench import format_footer, format_header, format_row, format_row_header, retain_freed_memory, run_bench
     from .checkpoint import WeightsError
     from .infer.export import ExportError
+
+    if args.malloc == "retain":
+        retain_freed_memory()
 
     try:
         size = _parse_wh(args.size)
@@ -357,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tta", action="store_true", help="x8 self-ensemble")
     b.add_argument("--peak", choices=["full", "quick"], default="full",
                    help="size of the peak measurement (quick: small, for tests)")
+    b.add_argument("--malloc", choices=["retain", "default"], default="retain",
+                   help="retain: glibc keeps freed memory for reuse (as `kakudai upscale`); default: as is")
     b.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     b.set_defaults(func=_cmd_bench)
 

@@ -286,7 +286,8 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
             up = processor
         else:
             up = Upscaler(args.model, tile=tile, tta=args.tta, alpha=args.alpha, device=args.device,
-                          denoise=getattr(args, "denoise", None))
+                          denoise=getattr(args, "denoise", None),
+                          backend=getattr(args, "backend", "torch"), precision=getattr(args, "precision", "fp32"))
             up.native_scales()
         if processor is None and scale is not None and jobs:
             up.model_for(up.plan(64, 64, scale)[0])  # load now: a bad weights file fails once, early
@@ -473,6 +474,12 @@ def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
     u.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     u.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     u.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    if not same_size:
+        u.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                       help="run the network on torch or on onnxruntime (exported once, cached; "
+                            "needs the onnx extra)")
+        u.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                       help="bf16: convolutions in bfloat16 on CPUs that support it (torch backend)")
     u.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels (decompression-bomb guard; default {DEFAULT_MAX_PIXELS})")
     if same_size:

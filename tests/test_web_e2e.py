@@ -12,7 +12,6 @@ downloads a browser here: it launches the system one.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import threading

@@ -51,7 +51,7 @@ _INFER_ATTRS = ("scale", "scales", "channels", "pre_upsampled", "receptive_radiu
                 "pad_multiple")
 
 
-class ExportError(Exception):
+class ExportError(ValueError):
     """The model cannot be exported or run by the requested backend."""
 
 
@@ -269,6 +269,8 @@ def with_backend(model: nn.Module, scale: float, backend: str = "torch", precisi
         raise ExportError("the onnxruntime backend runs fp32 only")
     if not _has_network(model):
         return model
+    if isinstance(scale, (tuple, list)):
+        raise ExportError("per-axis scales (a target size) run on the torch backend only")
     s = _check_scale(model, scale)
     path = _onnx_cache_path(model, s)
     if not path.exists():
