@@ -309,11 +309,16 @@ def test_cli_video_and_mixed_folder(clips, tmp_path, capsys):
     assert len(frames_of(tmp_path / "one.mp4")[0]) == 5
 
 
-def test_cli_unreadable_video_one_line(tmp_path, capsys):
+def test_cli_unreadable_video_one_line(tmp_path, capsys, caplog):
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(b"definitely not a video")
     code, err = _cli(capsys, str(bad), "-o", str(tmp_path / "o.mkv"), "--scale", "2", "--model", "bicubic")
     assert code == 1
-    lines = [ln for ln in err.splitlines() if "error" in ln.lower()]
-    assert len(lines) == 1 and lines[0].startswith(f"kakudai: error: {bad}: "), err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("kakudai: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"kakudai: error: {bad}: "), err
+    # Nothing else but the run's summary line (no FFmpeg log, no traceback). FFmpeg's
+    # log, if enabled, goes through `logging` (which pytest intercepts), hence caplog.
+    assert all(ln.startswith("kakudai: ") for ln in lines), err
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("libav")]
     assert not (tmp_path / "o.mkv").exists() and not list(tmp_path.glob(".*part*"))

@@ -136,7 +136,6 @@ def _import_av() -> Any:
         import av
     except ImportError:
         raise VideoError("video", 'video needs PyAV: pip install "kakudai[video]"') from None
-    av.logging.set_level(av.logging.ERROR)  # FFmpeg's chatter would break the progress bar
     return av
 
 
