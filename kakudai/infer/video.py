@@ -197,8 +197,13 @@ def _even_crop(pix_fmt: str, w: int, h: int, av: Any) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so the cleanup path runs for both."""
-    if threading.current_thread() is not threading.main_thread():
+    """Turn SIGTERM into KeyboardInterrupt so the cleanup path runs for both.
+
+    Left alone when the caller already handles SIGTERM (e.g. the CLI's batch
+    runner raises its own exception, which the same cleanup path catches).
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
         yield
         return
 
@@ -498,9 +503,10 @@ class _Transcoder:
         self.bar = None
         if progress is True:
             from tqdm import tqdm
-            # leave=None: a bar nested under a batch bar disappears when done.
+            # leave=None: a bar nested under a batch bar disappears when done;
+            # disable=None: no bar when stderr is not a terminal (logs), as in the CLI.
             self.bar = tqdm(total=self.total, unit="frame", desc=src.name, file=sys.stderr,
-                            dynamic_ncols=True, smoothing=0.1, leave=None)
+                            dynamic_ncols=True, smoothing=0.1, leave=None, disable=None)
         self.report = progress if callable(progress) else None
 
     # ---------------------------------------------------------------- copied streams
