@@ -234,6 +234,25 @@ def test_frames_range(clips, bicubic, tmp_path, spec, first, count):
     assert a["digests"] == a_in["digests"][i0:i0 + len(a["digests"])]
 
 
+def test_denoise_runs_before_upscaling_and_bad_settings_fail_cleanly(clips, bicubic, tmp_path):
+    seen = []
+
+    def flatten(x: torch.Tensor) -> torch.Tensor:  # stands in for a denoiser: (B, 3, h, w) in [0, 1]
+        seen.append(tuple(x.shape))
+        return torch.full_like(x, 0.5)
+
+    dst = tmp_path / "dn.mp4"
+    upscale_video(clips["cfr"], dst, 2, model=bicubic, denoise=flatten, batch=3, frames=":6",
+                  preset="ultrafast", progress=False)
+    assert seen == [(3, 3, H, W), (3, 3, H, W)]  # low resolution, in batches
+    _, x, _ = frames_of(dst)
+    assert np.abs(x.astype(int) - 128).max() <= 2
+    for bad in ["foo", 7]:
+        with pytest.raises(VideoError):
+            upscale_video(clips["cfr"], tmp_path / "bad.mp4", 2, model=bicubic, denoise=bad, progress=False)
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 def test_parse_frame_range():
     assert parse_frame_range("100:200") == FrameRange(100, 200, "frame")
     assert parse_frame_range(":48") == FrameRange(None, 48, "frame")

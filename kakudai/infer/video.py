@@ -217,39 +217,37 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _resolve_denoise(denoise: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def _resolve_denoise(denoise: Any, tta: bool = False) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A batch denoiser, float (B, 3, h, w) in [0, 1] -> same, applied before upscaling.
 
     ``denoise``: None (off); a callable on such batches; an int 0-3 (waifu2x's
-    JPEG noise levels); or ``"jpeg:QUALITY"`` / ``"noise:SIGMA"``, run through
-    :func:`kakudai.infer.restore.restore` with the shipped restoration model.
-    Raises ValueError (unknown form) or WeightsError (model not shipped).
+    JPEG noise levels, as ``kakudai upscale --denoise`` and the image API);
+    ``"noise:SIGMA"``; ``"jpeg:QUALITY"`` or ``"jpeg"`` (blind). The settings and
+    model are :class:`kakudai.infer.restore.Denoiser`'s, run on whole batches.
+    Raises ValueError (bad setting) or WeightsError (model not shipped).
     """
     if denoise is None or denoise is False:
         return None
     if callable(denoise):
         return denoise
-    try:
-        from . import restore as rs
-    except ImportError:
-        raise ValueError("denoising is not available in this version of kakudai") from None
-    if isinstance(denoise, str) and ":" in denoise:
-        kind, _, value = denoise.partition(":")
+    from .restore import Denoiser, restore
+
+    if isinstance(denoise, str) and not denoise.strip().isdigit():
+        kind, _, value = denoise.strip().partition(":")
         try:
-            v = float(value)
-        except ValueError:
-            raise ValueError(f"bad denoise {denoise!r}: use noise:SIGMA or jpeg:QUALITY") from None
-        level = rs.level_value(kind, sigma=v) if kind == "noise" else rs.level_value(kind, quality=v)
+            if kind == "noise":
+                den = Denoiser(sigma=float(value), tta=tta)
+            elif kind == "jpeg":
+                den = Denoiser(jpeg=int(value) if value else True, tta=tta)
+            else:
+                raise ValueError
+        except ValueError as e:
+            raise ValueError(f"bad denoise {denoise!r}: use 0-3, noise:SIGMA or jpeg[:QUALITY]"
+                             + (f" ({e})" if str(e) else "")) from None
     else:
-        try:
-            n = int(denoise)
-        except (TypeError, ValueError):
-            raise ValueError(f"bad denoise {denoise!r}: use 0-3, noise:SIGMA or jpeg:QUALITY") from None
-        if n not in rs.NOISE_LEVEL_QUALITY:
-            raise ValueError(f"bad denoise level {n}: use 0-3")
-        kind, level = "jpeg", rs.level_value("jpeg", quality=rs.NOISE_LEVEL_QUALITY[n])
-    model = rs.load_restorer(kind)
-    return lambda x: rs.restore(model, x, level)
+        den = Denoiser(noise_level=int(denoise), tta=tta)
+    return lambda x: restore(den.model, x, den.level, tile=den.tile, tta=den.tta,
+                             tile_budget=den.tile_budget)
 
 
 @dataclass
@@ -277,8 +275,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
     ``frames``: a :class:`FrameRange` or its string (see :func:`parse_frame_range`);
     the excerpt starts at time 0 in the output, audio and subtitles cut to match.
     ``batch`` frames are upscaled per :func:`super_resolve` call; ``tile``/``tta``
-    as for images. ``denoise``: None, a level 0-3, ``"noise:SIGMA"``,
-    ``"jpeg:QUALITY"`` or a callable on float batches, applied before upscaling
+    as for images. ``denoise``: None, a level 0-3 (as for images), ``"noise:SIGMA"``,
+    ``"jpeg[:QUALITY]"`` or a callable on float batches, applied before upscaling
     (see :func:`_resolve_denoise`). ``progress``: True for a tqdm bar on stderr
     (frames/s, ETA), or a callable(done, total) called after each batch.
 
@@ -301,10 +299,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
         try:
             model = load_model(str(model), scale)
         except WeightsError as e:
-            raise VideoError(model, str(e)) from None
+            raise _weights_error(e, model) from None
     try:
-        denoise_fn = _resolve_denoise(denoise)
-    except (ValueError, WeightsError) as e:
+        denoise_fn = _resolve_denoise(denoise, tta)
+    except WeightsError as e:
+        raise _weights_error(e, "denoise") from None
+    except ValueError as e:
         raise VideoError(src, str(e)) from None
     if batch < 1:
         raise VideoError(src, f"batch must be >= 1, got {batch}")
@@ -358,6 +358,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
         inp.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _weights_error(e: Exception, what: object) -> VideoError:
+    """A WeightsError as a VideoError naming the weights file (its message starts with it)."""
+    path, sep, reason = str(e).partition(": ")
+    return VideoError(path, reason) if sep else VideoError(what, str(e))
 
 
 def _ff_reason(e: BaseException) -> str:
