@@ -205,3 +205,38 @@ def test_tile_and_tta_options(tmp_path, tree, capsys):
     whole = tmp_path / "w.png"
     assert run(capsys, tree / "a.png", "-o", whole, "--tile", "0")[0] == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), np.asarray(Image.open(whole)))
+
+
+# --------------------------------------------------------------------------- compare
+def test_compare_figure_with_psnr(tmp_path, capsys):
+    import math
+
+    from kakudai import create_model, psnr, save_model
+    from kakudai.data.datasets import degrade_bicubic, mod_crop
+    from kakudai.ops.resize import imresize_np
+
+    rng = np.random.default_rng(5)
+    hr = np.clip(imresize_np(rng.random((12, 14, 3)), size=(61, 70)) * 255, 0, 255).round().astype(np.uint8)
+    Image.fromarray(hr).save(tmp_path / "hr.png")
+    net = create_model("espcn", scale=3, channels=1)
+    save_model(net, tmp_path / "net.safetensors")
+    rc = main(["compare", str(tmp_path / "hr.png"), "-o", str(tmp_path / "fig.png"), "--scale", "3",
+               "--models", f"mine={tmp_path / 'net.safetensors'}", "--crop", "6,9,30,24", "--zoom", "4"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    rows = [line.split() for line in cap.out.strip().splitlines()]
+    assert [r[0] for r in rows] == ["bicubic", "mine", "original"]
+    ref = mod_crop(hr, 3)
+    import kakudai
+
+    sr = kakudai.upscale(degrade_bicubic(ref, 3), scale=3, model="bicubic")
+    assert sr.shape == ref.shape and abs(float(rows[0][1]) - psnr(sr, ref, border=3)) < 1e-3
+    assert math.isfinite(float(rows[1][1]))
+    fig = Image.open(tmp_path / "fig.png")
+    assert fig.width >= 3 * 30 * 4 and fig.height > 24 * 4
+    # LR mode: no original, no PSNR; a bad crop is one error line.
+    rc = main(["compare", str(tmp_path / "hr.png"), "-o", str(tmp_path / "lr.png"), "--scale", "2", "--lr"])
+    assert rc == 0 and "original" not in capsys.readouterr().out
+    rc = main(["compare", str(tmp_path / "hr.png"), "-o", str(tmp_path / "x.png"), "--crop", "50,50,40,40"])
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if "error" in e]
+    assert rc == 1 and len(err) == 1 and err[0].startswith(f"kakudai: error: {tmp_path / 'hr.png'}: --crop")
