@@ -107,6 +107,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     Raises :class:`ImageReadError` (never anything else for a bad file) when the
     file is missing, empty, unreadable, corrupt, truncated, of an unsupported
     kind, or has more than ``max_pixels`` pixels according to its header.
+    Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF) give their first frame.
     """
     path = Path(path)
     try:
@@ -154,7 +155,11 @@ def _describe(e: BaseException) -> str:
 
 
 class _pillow_pixel_limit:
-    """Let our own limit, not Pillow's global default, decide what is a bomb."""
+    """Our pixel limit instead of Pillow's global default, and Pillow's warnings silenced.
+
+    Pillow keeps its limit in a module global, so this is not thread-safe across
+    concurrent reads with different limits; the CLI reads one file at a time.
+    """
 
     def __init__(self, max_pixels: int | None):
         self.max_pixels = max_pixels
