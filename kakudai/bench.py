@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["BenchResult", "measure_peak", "count_macs", "bench_model", "run_bench", "format_report",
+           "format_markdown",
            "format_header", "format_footer", "format_row", "format_row_header", "load_for_bench",
            "machine_info", "peak_rss_bytes", "reset_peak_rss", "retain_freed_memory", "DEFAULT_MODELS"]
 
@@ -394,6 +395,32 @@ def format_footer(report: dict[str, Any]) -> str:
     return "\n".join(["weights: " + ", ".join(f"{n} {w}" for n, w in weights),
                       "GFLOP/s = 2 x network multiply-adds / median time of the whole call "
                       "(colour, chroma, quantisation included)"])
+
+
+def format_markdown(reports: list[dict[str, Any]], label: str | None = None) -> str:
+    """One Markdown table over several reports (e.g. one per scale): model, scale,
+    sizes, ms, MP/s, GFLOP/s, % of peak, peak RSS. ``label`` adds a first column
+    naming each report's variant (backend, precision, ...)."""
+    head = (["variant"] if label else []) + ["model", "scale", "input -> output", "ms (min-max)", "MP/s",
+                                            "GFLOP/s", "% of peak", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rep in reports:
+        s = rep["settings"]
+        variant = label.format(**s, **rep["machine"]) if label else None
+        for d in rep["results"]:
+            frac = "-" if d["peak_fraction"] is None else f"{100 * d['peak_fraction']:.0f}%"
+            cells = ([variant] if label else []) + [
+                d["model"], f"x{d['scale']:g}",
+                f"{d['input_wh'][0]}x{d['input_wh'][1]} -> {d['output_wh'][0]}x{d['output_wh'][1]}",
+                f"{d['median_ms']:.0f} ({d['min_ms']:.0f}-{d['max_ms']:.0f})", f"{d['mp_per_s']:.2f}",
+                "-" if not d["macs"] else f"{d['gflops']:.1f}", frac, f"{d['peak_rss_mb']:.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    peaks = sorted({(rep["peak"]["precision"], round(rep["peak"]["matmul_gflops"], 1),
+                     round(rep["peak"]["conv3x3_gflops"], 1)) for rep in reports})
+    lines.append("")
+    lines.append("Peak per run (precision, matmul, 3x3 conv GFLOP/s): "
+                 + "; ".join(f"{p} {m} / {c}" for p, m, c in peaks))
+    return "\n".join(lines)
 
 
 def format_report(report: dict[str, Any]) -> str:

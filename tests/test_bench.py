@@ -115,3 +115,17 @@ def test_loaded_models_are_channels_last_and_give_the_same_output(tmp_path):
     x = torch.rand(1, 3, 17, 23)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), m(x), atol=1e-5, rtol=0)
+
+
+def test_markdown_table_and_heap_setting():
+    from kakudai.bench import format_markdown, run_bench
+
+    rep = run_bench(["bicubic", "ksr-fast"], scale=2, size=(20, 12), repeat=1, warmup=1, peak_size="quick")
+    md = format_markdown([rep])
+    lines = md.splitlines()
+    assert lines[0].startswith("| model | scale |") and len([ln for ln in lines if ln.startswith("| ")]) == 3
+    assert "| bicubic | x2 | 20x12 -> 40x24 |" in md and "Peak per run" in md
+    # glibc only, and process-wide: check it in a child process.
+    code = "from kakudai.bench import retain_freed_memory, machine_info; print(retain_freed_memory(), machine_info()['malloc'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() in (["True", "retain"], ["False", "default"])
