@@ -147,6 +147,32 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return run_upscale(args)
 
 
+def _cmd_denoise(args: argparse.Namespace) -> int:
+    """``kakudai denoise``: the upscale batch driver with a Denoiser instead of an Upscaler."""
+    from .bench import retain_freed_memory
+    from .checkpoint import WeightsError
+    from .cli_upscale import run_upscale
+    from .infer.restore import Denoiser
+
+    retain_freed_memory()  # as upscale does (docs/speed.md)
+    try:
+        tile = args.tile if args.tile in (None, "auto") else int(args.tile)
+    except ValueError:
+        tile = "auto"  # run_upscale reports the bad --tile
+    try:
+        dn = Denoiser(noise_level=args.noise_level, sigma=args.sigma, jpeg=args.jpeg,
+                      model=None if args.model == "default" else args.model, tile=tile or None,
+                      tta=args.tta, device=args.device)
+    except WeightsError as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    except (RuntimeError, ValueError) as e:  # a strength out of range, an unknown --device
+        error(args.device or "denoise", str(e).splitlines()[0])
+        return 1
+    return run_upscale(args, processor=lambda data, *_size, on_tile=None: dn(data, on_tile=on_tile),
+                       desc="denoise", jpeg_as=".png")
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .web.server import WebConfig, serve
@@ -321,6 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", default=None, help="tile size in LR pixels, or auto")
     u.add_argument("--tta", action="store_true")
     u.set_defaults(func=_cmd_upscale)
+
+    dn = sub.add_parser("denoise", help="remove noise or JPEG artifacts (same size out)",
+                        description="Remove JPEG artifacts (--noise-level, --jpeg) or Gaussian noise "
+                                    "(--sigma). Cleaned JPEG inputs are written as PNG (same stem) "
+                                    "unless --format asks otherwise.")
+    strength = dn.add_mutually_exclusive_group(required=True)
+    strength.add_argument("--noise-level", type=int, choices=[0, 1, 2, 3], default=None, metavar="0-3",
+                          help="JPEG cleanup as in waifu2x: 0 = light (quality 85+), 1 = medium (65+), "
+                               "2 = strong (40+), 3 = strongest (20+)")
+    strength.add_argument("--sigma", type=float, default=None, metavar="S",
+                          help="Gaussian noise of std S in 0-255 units (0-55)")
+    strength.add_argument("--jpeg", type=int, nargs="?", const=True, default=None, metavar="Q",
+                          help="JPEG artifacts: the quality Q the image was saved at, or blind without Q")
+    _upscale_arguments(dn, same_size=True)
+    dn.set_defaults(func=_cmd_denoise)
 
     w = sub.add_parser("serve", help="a local web page: drop an image, compare, download")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
