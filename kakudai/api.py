@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from .checkpoint import load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
-from .infer.tiling import auto_tile_size, tile_grid
+from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
@@ -160,12 +160,19 @@ class Upscaler:
         """(native model scale, output (height, width)) for an h x w input."""
         oh, ow = target_size(h, w, scale, width, height)
         target = max(oh / h, ow / w) if scale is None else float(scale)
-        return _pick_scale(target, self.native_scales()), (oh, ow)
+        native = self.native_scales()
+        if (native is not None and isinstance(self.model, str)
+                and not any(abs(target - s) < 1e-9 for s in native)
+                and resolve_model_name(self.model, target) == "implicit"):
+            native = None  # no fixed-scale model has this scale: the arbitrary-scale one renders it
+        if native is None and scale is None and output_size((h, w), scale=target)[0] != (oh, ow):
+            return (oh / h, ow / w), (oh, ow)  # per-axis scales: exactly the target size
+        return _pick_scale(target, native), (oh, ow)
 
     def tiles_for(self, h: int, w: int, scale: float) -> int:
         """Number of tiles one plane of an h x w image is cut into (progress totals)."""
         t = self._tile_side(self.model_for(scale), h, w, scale)
-        return 1 if not t or not float(scale).is_integer() else len(list(tile_grid(h, w, t)))
+        return 1 if not t else tile_count(h, w, t, scale)
 
     def _tile_side(self, model: nn.Module, h: int, w: int, scale: float) -> int | None:
         if self.tile != "auto":

@@ -117,7 +117,7 @@ def shipped_weights() -> dict[str, list[float]]:
 def shipped_path(name: str, scale: float | None = None) -> Path | None:
     """The shipped file for ``name`` at ``scale`` (or the scale-free file), if any."""
     name = ALIASES.get(name, name)
-    if scale is not None:
+    if scale is not None and not isinstance(scale, (tuple, list)):  # per-axis: scale-free only
         s = int(scale) if float(scale).is_integer() else scale
         f = WEIGHTS_DIR / f"{name}_x{s}.safetensors"
         if f.exists():
@@ -144,8 +144,16 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: float | None 
     """A ready model in eval mode, from a weights file, a shipped name, or ``bicubic``.
 
     ``scale`` picks the shipped file (``NAME_xS.safetensors``); multi-scale files
-    are reduced to the requested scale.
+    are reduced to the requested scale. ``scale`` may be a per-axis (s_h, s_w) pair
+    (a target size). ``NAME+shrink`` is the integer-then-shrink baseline: NAME at
+    the next integer scale, then MATLAB bicubic down to ``scale``.
     """
+    if isinstance(scale, (tuple, list)):
+        scale = float(scale[0]) if scale[0] == scale[1] else (float(scale[0]), float(scale[1]))
+    if str(name_or_path).endswith("+shrink"):
+        from .models.shrink import IntegerThenShrink
+        base = str(name_or_path)[: -len("+shrink")]
+        return IntegerThenShrink(lambda n: load_model(base, n), scale or 2, name=str(name_or_path)).eval()
     p = Path(name_or_path)
     if p.suffix == ".safetensors" or p.exists():
         model = load_weights_file(p)
@@ -162,7 +170,8 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: float | None 
                                                 for k, v in have.items()) or "none"))
             model = load_weights_file(f)
     scales = getattr(model, "scales", None)
-    if scale is not None and scales is not None and len(scales) > 1 and hasattr(model, "for_scale"):
+    if (scale is not None and not isinstance(scale, tuple) and scales is not None and len(scales) > 1
+            and hasattr(model, "for_scale")):
         meta = getattr(model, "weights_meta", None)
         model = model.for_scale(int(scale)).eval()
         model.weights_meta = meta

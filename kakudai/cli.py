@@ -315,6 +315,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .checkpoint import WeightsError, load_model
+    from .data.io import ImageReadError, read_image_uint8
+    from .render import render_sheet
+
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        error(args.sizes, "--sizes must be comma-separated pixel counts, e.g. 32,64,128")
+        return 1
+    try:
+        model = load_model(args.model, 2)
+    except WeightsError as e:
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    try:
+        rgb = read_image_uint8(args.image, mode="RGB")
+        from pathlib import Path
+        sheet = render_sheet(rgb, model, sizes, from_size=args.from_size, compare=args.compare,
+                             name=Path(args.image).name, model_name=Path(str(args.model)).stem)
+        sheet.save(args.output)
+    except ImageReadError as e:
+        error(e.path, e.reason)
+        return 1
+    except ValueError as e:
+        error(args.image, str(e))
+        return 1
+    except OSError as e:
+        error(args.output, e.strerror or str(e))
+        return 1
+    print(f"wrote {args.output} ({len(sizes)} sizes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -416,6 +450,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--allow-random", action="store_true",
                    help="export an architecture with random weights when none are shipped (tests, timing)")
     x.set_defaults(func=_cmd_export)
+
+    r = sub.add_parser("render", help="one small image drawn at many sizes from one encoding (contact sheet)")
+    r.add_argument("image", metavar="IMAGE")
+    r.add_argument("-o", "--output", required=True, metavar="SHEET.png")
+    r.add_argument("--sizes", default="32,48,64,96,128,192,256", help="long sides in pixels, comma-separated")
+    r.add_argument("--model", default="implicit", help="an arbitrary-scale model: implicit or a .safetensors file")
+    r.add_argument("--from", dest="from_size", type=int, default=None, metavar="N",
+                   help="first shrink the image to long side N (default: the smallest size, if larger)")
+    r.add_argument("--compare", action="store_true", help="add a row of MATLAB bicubic at the same sizes")
+    r.set_defaults(func=_cmd_render)
     return p
 
 

@@ -169,3 +169,28 @@ class TrainPairs:
             lrs.append(np.ascontiguousarray(lp))
             hrs.append(np.ascontiguousarray(hp))
         return np.stack(lrs), np.stack(hrs)
+
+    def sample_continuous(self, rng: np.random.Generator, batch: int, lr_patch: int,
+                          scale_range: Sequence[float], augment: bool = True
+                          ) -> tuple[np.ndarray, np.ndarray, float]:
+        """A batch at one random scale s ~ U(lo, hi): LR (B, p, p, 3), HR (B, P, P, 3)
+        uint8 and the exact scale P / p.
+
+        The HR side is P = round(p * s), so the LR side is the integer p, and
+        LR = round(MATLAB bicubic(HR patch) to p x p): for s = P / p that is the
+        benchmark degradation (``imresize(hr, 1/s)`` gives ceil(P * p / P) = p).
+        The LR of a patch differs from the whole image's LR only within ~2 LR
+        pixels of the patch border (symmetric padding there, as at image borders).
+        Needs the pairs built with scale 1 (the HR images themselves).
+        """
+        if 1 not in self.pairs:
+            raise ValueError("continuous-scale sampling needs TrainPairs built with scales=[1]")
+        lo, hi = float(scale_range[0]), float(scale_range[1])
+        hr_side = max(lr_patch, int(round(lr_patch * float(rng.uniform(lo, hi)))))
+        _, hr = self.sample(rng, batch, hr_side, 1, augment)
+        # Resize the whole batch in one call: stack the patches along channels.
+        stacked = hr.transpose(1, 2, 0, 3).reshape(hr_side, hr_side, -1).astype(np.float64)
+        lr = imresize_np(stacked, size=(lr_patch, lr_patch))
+        lr = np.clip(np.round(lr), 0, 255).astype(np.uint8)
+        lr = lr.reshape(lr_patch, lr_patch, batch, 3).transpose(2, 0, 1, 3)
+        return np.ascontiguousarray(lr), hr, hr_side / lr_patch

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["tile_grid", "tiled_apply", "auto_tile_size", "sample_peak"]
+__all__ = ["tile_grid", "tiled_apply", "auto_tile_size", "sample_peak", "tile_count"]
 
 
 def sample_peak(dtype: torch.dtype) -> float | None:
@@ -137,6 +137,17 @@ def _cuts(n: int, tile: int, q: int) -> list[int]:
     parts = max(1, math.ceil(n / tile))
     cuts = sorted({min(n, q * round(i * n / (parts * q))) for i in range(parts)} | {0, n})
     return cuts
+
+
+def tile_count(h: int, w: int, tile: int | None, scale: float | tuple[float, float]) -> int:
+    """How many tiles :func:`tiled_apply` cuts an h x w input into (progress totals)."""
+    if not tile or (tile >= h and tile >= w):
+        return 1
+    if isinstance(scale, (tuple, list)) or int(scale) != scale:
+        sh, sw = (scale[0], scale[1]) if isinstance(scale, (tuple, list)) else (scale, scale)
+        return ((len(_cuts(h, tile, _axis_steps(float(sh), h)[1])) - 1)
+                * (len(_cuts(w, tile, _axis_steps(float(sw), w)[1])) - 1))
+    return len(list(tile_grid(h, w, tile)))
 
 
 def _tiled_fractional(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,

@@ -23,5 +23,6 @@ class Bicubic(nn.Module):
         self.scale = scale
         self.channels = channels
 
-    def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
-        return imresize_torch(x, scale=float(scale or self.scale))
+    def forward(self, x: torch.Tensor, scale: float | tuple[float, float] | None = None) -> torch.Tensor:
+        s = self.scale if scale is None else scale  # a float, or per-axis (s_h, s_w)
+        return imresize_torch(x, scale=tuple(map(float, s)) if isinstance(s, (tuple, list)) else float(s))

@@ -36,6 +36,9 @@ class DataConfig:
     jpeg_quality: list[int] = field(default_factory=lambda: [0, 0])  # uniform range; 0 = no JPEG
     jpeg_prob: float = 0.0  # fraction of patches JPEG-compressed
     jpeg_double_prob: float = 0.0  # of those, fraction compressed twice on a shifted grid
+    # [lo, hi]: a random scale in [lo, hi] per batch (arbitrary-scale models); scales
+    # are then the validation scales. Empty = the fixed scales above.
+    continuous_scale: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class OptimConfig:
     loss: str = "l1"  # l1 | l2 | charbonnier
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay of weights (e.g. 0.999); 0 = off
+    # Learning-rate multiplier per parameter-name prefix ({body = 0.1}); 0 freezes them.
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

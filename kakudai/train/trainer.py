@@ -83,6 +83,22 @@ def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {name!r}")
 
 
+def _param_groups(model: nn.Module, lr_mult: dict[str, float]) -> list[dict[str, Any]]:
+    """Optimizer groups by learning-rate multiplier: a parameter takes the multiplier
+    of the longest prefix in ``lr_mult`` that names it or one of its parent modules
+    ("body" matches body.0.conv1.weight, not body_end.weight); multiplier 0 freezes
+    it (no gradient is computed, so a frozen encoder also costs no backward pass)."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        hits = [k for k in lr_mult if name == k or name.startswith(k + ".")]
+        mult = float(lr_mult[max(hits, key=len)]) if hits else 1.0
+        if mult == 0:
+            p.requires_grad_(False)
+        else:
+            groups.setdefault(mult, []).append(p)
+    return [{"params": ps, "lr_mult": m} for m, ps in groups.items()]
+
+
 def _remove_dir(d: Path) -> None:
     for f in d.iterdir():
         f.unlink()
@@ -121,7 +137,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         args = dict(cfg.model.args)
         scales = list(cfg.data.scales)
-        if cfg.model.name not in ("rednet",) or cfg.data.task == "sr":
+        if (cfg.model.name not in ("rednet",) or cfg.data.task == "sr") and not cfg.data.continuous_scale:
             args.setdefault("scale", scales[0] if len(scales) == 1 else scales)
         self.model = create_model(cfg.model.name, **args).to(self.device)
         self.channels = int(getattr(self.model, "channels", 3))
@@ -130,13 +146,14 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval() if cfg.optim.ema > 0 else None
         if self.ema is not None:
             self.ema.requires_grad_(False)
+        groups = _param_groups(self.model, cfg.optim.lr_mult)  # before DDP: may freeze some
         self.net: nn.Module = self.model
         if self.world > 1:
             multi = len(getattr(self.model, "scales", ())) > 1
             self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=multi)
         o = cfg.optim
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.optimizer]
-        self.opt = opt_cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+        self.opt = opt_cls(groups, lr=o.lr, betas=tuple(o.betas),
                            weight_decay=o.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
         self.it = 0
@@ -144,7 +161,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._stop = False
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
-                               scales if cfg.data.task == "sr" else [1],
+                               scales if cfg.data.task == "sr" and not cfg.data.continuous_scale else [1],
                                cfg.data.scale_aug, verbose=self.rank == 0)
         if resume:
             self._load_state(self.run_dir / "last")
@@ -233,6 +250,22 @@ class Trainer:
         sl = slice(self.rank * per, (self.rank + 1) * per)
         return lr[sl].contiguous().to(self.device), hr[sl].contiguous().to(self.device)
 
+    def _batch_continuous(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This rank's slice of a batch at a random scale in ``data.continuous_scale``."""
+        d = self.cfg.data
+        if not (getattr(self.model, "takes_scale", False) or getattr(self.model, "pre_upsampled", False)):
+            raise ValueError(f"{self.cfg.model.name} has fixed scales; data.continuous_scale needs "
+                             "a model that takes a scale (e.g. implicit)")
+        lr_u8, hr_u8, scale = self.data.sample_continuous(self.rng, d.batch_size, d.patch_size,
+                                                          d.continuous_scale, d.augment)
+        lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.channels == 1:
+            lr, hr = rgb_to_y(lr), rgb_to_y(hr)
+        per = d.batch_size // self.world
+        sl = slice(self.rank * per, (self.rank + 1) * per)
+        return lr[sl].contiguous().to(self.device), hr[sl].contiguous().to(self.device), scale
+
     def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         if getattr(self.model, "pre_upsampled", False) and scale != 1:
             lr = imresize_torch(lr, scale=float(scale))
@@ -306,10 +339,13 @@ class Trainer:
         self.model.train()
         try:
             while self.it < stop_at:
-                scale = scales[self.it % len(scales)]
-                lr, hr = self._batch(scale)
+                if cfg.data.continuous_scale:
+                    lr, hr, scale = self._batch_continuous()
+                else:
+                    scale = scales[self.it % len(scales)]
+                    lr, hr = self._batch(scale)
                 for g in self.opt.param_groups:
-                    g["lr"] = lr_at(self.it, cfg)
+                    g["lr"] = lr_at(self.it, cfg) * g.get("lr_mult", 1.0)
                 pred = self._forward(lr, scale)
                 loss = _loss(cfg.optim.loss, pred, hr)
                 self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,267 @@
+"""Implicit upscaling: one model for any scale or target size.
+
+The image is treated as a function of continuous coordinates (LIIF, Chen et
+al. 2021): an encoder turns the low-resolution input into a latent grid
+``z`` at input resolution, and a decoder gives each output pixel its value
+from (its position relative to the nearest latent, the output cell size, the
+3x3 neighbourhood of latents around it).
+
+Encoder: the flagship's body (:mod:`kakudai.models.ksr`): ``head``, ``body``
+and ``body_end`` have KSR's names and shapes, so ``init_from`` in a training
+config loads a trained KSR body into it (its scale tails are skipped).
+
+Decoder, built for a CPU (LIIF's default MLP costs ~1.4M multiply-adds per
+output pixel; this one a few thousand, see docs/implicit.md):
+
+* LIIF's first MLP layer acts on ``[unfold3x3(z), rel_y, rel_x, cell_y,
+  cell_x]``. Being linear, it splits into ``W_z . unfold3x3(z)``, which is a
+  3x3 convolution of the latent grid computed **once per input pixel**
+  (``dec_in``), plus a term of the coordinates. Each output pixel then only
+  gathers its latent's precomputed vector and adds the coordinate term.
+* That coordinate term is separable: rows and columns are decoded by two tiny
+  linear maps (``dec_pos_y`` on (rel_y, cell_y), ``dec_pos_x`` on (rel_x,
+  cell_x)) evaluated once per output row / column and broadcast.
+* What remains per output pixel is a small MLP (1x1 convolutions, ``hidden``
+  widths) to ``channels`` values.
+* No four-way local ensemble by default (LIIF's, 4x the per-pixel cost);
+  ``ensemble=True`` enables it (bilinear-weighted over the 4 nearest latents).
+* The output is a residual over MATLAB bicubic of the input at the same
+  sampling positions, so at initialisation the model *is* bicubic.
+
+Sampling convention (MATLAB ``imresize``): for scale ``s`` the output has
+``ceil(h * s)`` rows and output row ``i`` (0-based) sits at input coordinate
+``(i + 0.5) / s - 0.5`` (input pixel centres at integers). A target size
+``(H, W)`` uses ``s = H / h`` per axis. The cell size fed to the decoder is
+``1 / s`` input pixels, clamped at ``1 / max_scale`` (LIIF's rule for scales
+beyond the training range).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ops.resize import contributions, imresize_torch, output_size
+from ..registry import register
+from .ksr import ResBlock
+
+__all__ = ["Implicit", "Latent", "sample_positions", "decoder_macs_per_pixel"]
+
+# Ties (an output pixel exactly between two latents) must go the same way in
+# a tile and in the whole image, whatever the float round-off: bias them up.
+_TIE_EPS = 1e-9
+# Inference decodes output rows in chunks of about this many hidden activations.
+_CHUNK_ELEMS = 1 << 18
+
+Scale = float | tuple[float, float]
+
+
+class Pointwise(nn.Conv2d):
+    """A 1x1 convolution (one MLP layer per output pixel) that always runs with
+    plain NCHW weight strides: channels-last weights (``for_inference``) would make
+    the per-pixel tensors channels-last, which is slower for this memory-bound part."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 1)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        return F.conv2d(a, w.reshape(w.shape[0], w.shape[1])[:, :, None, None], self.bias)
+
+
+class Latent(NamedTuple):
+    """An encoded image: the input itself (for the bicubic skip) and the decoder's
+    first-layer pre-activation at input resolution (B, hidden[0], h, w)."""
+
+    x: torch.Tensor
+    feat: torch.Tensor
+
+
+def sample_positions(in_len: int, out_len: int, scale: float) -> torch.Tensor:
+    """Input coordinates (float64, pixel centres at 0..in_len-1) of ``out_len``
+    output pixels at ``scale`` (MATLAB's mapping ``(i + 0.5) / s - 0.5``)."""
+    i = torch.arange(out_len, dtype=torch.float64)
+    return (i + 0.5) / scale - 0.5
+
+
+def _resolve(in_hw: tuple[int, int], scale: Scale | None, size: Sequence[int] | None,
+             default: float) -> tuple[tuple[int, int], tuple[float, float]]:
+    """Output size and per-axis scale by MATLAB's rule (exactly one of scale/size)."""
+    if size is not None:
+        return output_size(in_hw, size=tuple(size))
+    s = default if scale is None else scale
+    if isinstance(s, (tuple, list)):
+        return output_size(in_hw, scale=(float(s[0]), float(s[1])))
+    return output_size(in_hw, scale=float(s))
+
+
+class Implicit(nn.Module):
+    """Arbitrary-scale SR. ``forward(x, scale=None, size=None)``:
+    (B, C, h, w) in [0, 1] -> (B, C, ceil(h*s), ceil(w*s)), or (B, C, H, W) for ``size``.
+
+    ``scale`` is a float or a per-axis (s_h, s_w) pair; ``scale`` given at
+    construction is only the default. ``channels`` 1 = Y-only like the flagship.
+    ``hidden`` are the decoder's widths (the first one is the width of the
+    precomputed 3x3 layer); ``max_scale`` is the largest training scale.
+    """
+
+    pre_upsampled = False
+    pad_multiple = 1
+    takes_scale = True
+
+    def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
+                 hidden: Sequence[int] = (32, 32), ensemble: bool = False, max_scale: float = 4.0):
+        super().__init__()
+        if not hidden:
+            raise ValueError("hidden needs at least one width")
+        # A list (a fixed-scale training config's scales) sets the default to its first.
+        self.scale = float(scale[0] if isinstance(scale, (list, tuple)) else scale)
+        self.channels = channels
+        self.ensemble = bool(ensemble)
+        self.max_scale = float(max_scale)
+        # Encoder reach 2*blocks+2, dec_in 1, the neighbour latent 1.
+        self.receptive_radius = 2 * blocks + 4
+        # Encoder: KSR's modules under KSR's names (init_from loads a trained body).
+        self.head = nn.Conv2d(channels, width, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+        self.body_end = nn.Conv2d(width, width, 3, padding=1)
+        # Decoder. dec_in == LIIF's first linear layer applied to unfold3x3(z).
+        h = [int(v) for v in hidden]
+        self.dec_in = nn.Conv2d(width, h[0], 3, padding=1)
+        self.dec_pos_y = nn.Linear(2, h[0], bias=False)
+        self.dec_pos_x = nn.Linear(2, h[0], bias=False)
+        self.dec_mlp = nn.ModuleList(Pointwise(a, b) for a, b in zip(h[:-1], h[1:]))
+        self.dec_out = Pointwise(h[-1], channels)
+        with torch.no_grad():  # start as (nearly) plain bicubic
+            self.dec_out.weight.mul_(0.1)
+            self.dec_out.bias.zero_()
+
+    # --------------------------------------------------------------- encode
+    def encode(self, x: torch.Tensor) -> Latent:
+        """Everything that runs at input resolution, once per image."""
+        f = self.head(x)
+        f = f + self.body_end(self.body(f))
+        return Latent(x, self.dec_in(f))
+
+    # --------------------------------------------------------------- decode
+    def decode(self, lat: Latent, scale: Scale | None = None,
+               size: Sequence[int] | None = None) -> torch.Tensor:
+        """Render an encoded image at ``scale`` or at ``size`` = (H, W)."""
+        h, w = lat.x.shape[-2:]
+        (oh, ow), (sh, sw) = _resolve((h, w), scale, size, self.scale)
+        ys = sample_positions(h, oh, sh)
+        xs = sample_positions(w, ow, sw)
+        cell = (1.0 / min(sh, self.max_scale), 1.0 / min(sw, self.max_scale))
+        skip = imresize_torch(lat.x, scale=(sh, sw))
+        return skip + self._residual(lat.feat, ys, xs, cell)
+
+    def forward(self, x: torch.Tensor, scale: Scale | None = None,
+                size: Sequence[int] | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x), scale=scale, size=size)
+
+    def _members(self, pos: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Latent indices, relative positions and weights along one axis."""
+        if not self.ensemble:
+            idx = torch.floor(pos + 0.5 + _TIE_EPS).clamp_(0, n - 1)
+            return [(idx.long(), pos - idx, None)]
+        lo = torch.floor(pos + _TIE_EPS)
+        frac = (pos - lo).clamp_(0, 1)
+        out = []
+        for idx, wgt in ((lo, 1 - frac), (lo + 1, frac)):
+            idx = idx.clamp(0, n - 1)
+            out.append((idx.long(), pos - idx, wgt))
+        return out
+
+    def _residual(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                  cell: tuple[float, float]) -> torch.Tensor:
+        """The decoder's output (B, channels, len(ys), len(xs)) at positions ys x xs."""
+        # Row/column gathers are fastest on NCHW (an inference model may be channels-last).
+        feat = feat.contiguous()
+        if torch.is_grad_enabled() and feat.requires_grad:
+            return self._residual_rows(feat, ys, xs, cell)
+        # Inference: a few output rows at a time, so the per-pixel tensors stay in
+        # cache (the per-pixel MLP is memory-bound; this halves its time).
+        rows = max(1, _CHUNK_ELEMS // (feat.shape[1] * len(xs)))
+        out = feat.new_empty(feat.shape[0], self.channels, len(ys), len(xs))
+        for r in range(0, len(ys), rows):
+            out[:, :, r:r + rows] = self._residual_rows(feat, ys[r:r + rows], xs, cell)
+        return out
+
+    def _residual_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                       cell: tuple[float, float]) -> torch.Tensor:
+        h, w = feat.shape[-2:]
+        dt, dev = feat.dtype, feat.device
+
+        def pos_term(layer: nn.Linear, rel: torch.Tensor, c: float) -> torch.Tensor:
+            inp = torch.stack([rel, torch.full_like(rel, c)], dim=1).to(dev, dt)
+            return layer(inp).t()  # (hidden0, n)
+
+        rows = [(i.to(dev), pos_term(self.dec_pos_y, r, cell[0])[:, :, None], wt)
+                for i, r, wt in self._members(ys, h)]
+        cols = [(i.to(dev), pos_term(self.dec_pos_x, r, cell[1])[:, None, :], wt)
+                for i, r, wt in self._members(xs, w)]
+        out = None
+        for iy, py, wy in rows:
+            fr = feat.index_select(2, iy)
+            for ix, px, wx in cols:
+                a = fr.index_select(3, ix).add_(py).add_(px).relu_()
+                for layer in self.dec_mlp:
+                    a = F.relu(layer(a), inplace=True)
+                o = self.dec_out(a)
+                if wy is not None and wx is not None:
+                    o = o * (wy.to(dev, dt)[:, None] * wx.to(dev, dt)[None, :])
+                out = o if out is None else out + o
+        assert out is not None
+        return out
+
+
+register("implicit")(Implicit)
+
+
+# ------------------------------------------------------------------ cost
+def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
+                           scale: Scale = 2.0) -> dict[str, float]:
+    """Multiply-adds per output pixel of the decoder, measured with forward hooks.
+
+    Counts every Conv2d / Linear whose name starts with ``dec_`` during one
+    forward pass (``dec_in`` runs at input resolution, so it is amortised over
+    ``s^2`` output pixels), the bicubic skip's taps (from the actual MATLAB
+    weight tables) and the ensemble weighting. Gathers and additions are not
+    multiply-adds and are not counted. Returns {"decoder", "encoder", "skip"}.
+    """
+    counts = {"decoder": 0.0, "encoder": 0.0}
+    hooks = []
+
+    def hook_for(kind: str):
+        def hook(mod: nn.Module, inp, out) -> None:
+            # batch of 1: each output element costs one dot product over weight[0]
+            counts[kind] += out.numel() * mod.weight[0].numel()
+        return hook
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            hooks.append(mod.register_forward_hook(hook_for("decoder" if name.startswith("dec_") else "encoder")))
+    try:
+        with torch.no_grad():
+            y = model(torch.rand(1, model.channels, *in_hw), scale=scale)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    oh, ow = y.shape[-2:]
+    (_, _), (sh, sw) = _resolve(in_hw, scale, None, model.scale)
+    # Bicubic skip: MATLAB resizes the lower-scale dimension first (rows on ties).
+    wr = contributions(in_hw[0], oh, float(sh))[0].shape[1]
+    wc = contributions(in_hw[1], ow, float(sw))[0].shape[1]
+    if sh <= sw:
+        skip = oh * in_hw[1] * wr + oh * ow * wc
+    else:
+        skip = in_hw[0] * ow * wc + oh * ow * wr
+    skip *= model.channels
+    weighting = 4 * model.channels * oh * ow if model.ensemble else 0
+    px = oh * ow
+    return {"decoder": (counts["decoder"] + skip + weighting) / px,
+            "encoder": counts["encoder"] / px, "skip": skip / px}
+

@@ -1,0 +1,73 @@
+"""The "integer-then-shrink" baseline for non-integer scales, as a model.
+
+What tools without an arbitrary-scale model do (waifu2x, Real-ESRGAN users):
+upscale with the next larger integer scale a fixed-scale model has, then
+resize down to the target with MATLAB bicubic. ``kakudai eval --model
+ksr+shrink --scale 2.5`` scores it with the same protocol as any model, so the
+implicit model's gain over it is one command. Not registered (it has no
+weights of its own): :func:`kakudai.checkpoint.load_model` builds it for any
+``NAME+shrink``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..ops.resize import imresize_torch
+
+__all__ = ["IntegerThenShrink"]
+
+
+class IntegerThenShrink(nn.Module):
+    """(B, C, h, w) -> (B, C, ceil(h*s), ceil(w*s)): ``base`` at n = ceil(s), then
+    MATLAB bicubic by s / n (so the size and sampling follow MATLAB's rule for s).
+
+    ``load(n)`` returns the fixed-scale model for integer scale n (called once
+    per n, lazily); ``first`` is the one for the scale the wrapper is built for,
+    which fixes ``channels``.
+    """
+
+    pre_upsampled = False
+    takes_scale = True
+    pad_multiple = 1
+
+    def __init__(self, load: Callable[[int], nn.Module], first_scale: float, name: str = ""):
+        super().__init__()
+        self._load = load
+        self.name = name
+        self.scale = float(first_scale)
+        n = self.integer_scale(first_scale)
+        self._bases = nn.ModuleDict({str(n): load(n)})
+        base = self._bases[str(n)]
+        self.channels = int(getattr(base, "channels", 3))
+        # The shrink's kernel reaches ~2 output pixels of the base = under 2 input pixels.
+        self.receptive_radius = int(getattr(base, "receptive_radius", 0)) + 2
+
+    @staticmethod
+    def integer_scale(scale: float | tuple[float, float]) -> int:
+        """The integer scale upscaled to first: the next one at or above ``scale``."""
+        s = max(scale) if isinstance(scale, (tuple, list)) else float(scale)
+        return max(1, math.ceil(s - 1e-9))
+
+    def base(self, n: int) -> nn.Module:
+        if str(n) not in self._bases:
+            self._bases[str(n)] = self._load(n)
+        return self._bases[str(n)]
+
+    def forward(self, x: torch.Tensor, scale: float | tuple[float, float] | None = None) -> torch.Tensor:
+        from ..infer.upscale import model_forward
+
+        s = self.scale if scale is None else scale
+        n = self.integer_scale(s)
+        y = model_forward(self.base(n), x, n)
+        if isinstance(s, (tuple, list)):
+            ratio: float | tuple[float, float] = (float(s[0]) / n, float(s[1]) / n)
+        else:
+            ratio = float(s) / n
+            if ratio == 1.0:
+                return y
+        return imresize_torch(y, scale=ratio)
