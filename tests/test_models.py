@@ -186,3 +186,18 @@ def test_layer_table_totals() -> None:
     assert "tails.x3" in text and "tails.x2" not in text
     unused = count_params(model.tails["x2"])
     assert f"({unused:,} in layers not run at x3)" in text
+
+
+def test_cli_models(capsys) -> None:
+    from kakudai.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in kakudai.list_models():
+        assert f"\n{name} " in out or f"\n{name}  " in out, name
+    assert main(["models", "espcn", "--scale", "3", "--input", "16x12"]) == 0
+    out = capsys.readouterr().out
+    assert "upsample.conv" in out and "(1, 1, 48, 36)" in out and "parameters: 22,729" in out
+    assert main(["models", "no-such-model"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kakudai: error: no-such-model: unknown model") and err.count("\n") == 1

@@ -218,7 +218,7 @@ class Trainer:
         self.it = int(st["iteration"])
         self.best_psnr = float(st["best_psnr"])
         logf = self.run_dir / "log.jsonl"
-        if logf.exists():
+        if logf.exists() and self.rank == 0:  # the log is rank 0's alone
             self.history = [json.loads(x) for x in logf.read_text().splitlines() if x.strip()]
             self.history = [h for h in self.history if h.get("it", 0) <= self.it]
             logf.write_text("".join(json.dumps(h) + "\n" for h in self.history))
@@ -331,7 +331,7 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=cfg.iterations, initial=self.it, unit="it", dynamic_ncols=True,
                        desc=cfg.name or "train")
-        t_start = time.time()
+        t_start, cpu_start = time.time(), time.process_time()
         t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
         scales = cfg.data.scales if cfg.data.task == "sr" else [1]
         stop_at = cfg.iterations if steps is None else min(cfg.iterations, self.it + steps)
@@ -373,7 +373,10 @@ class Trainer:
                     dt = time.time() - t_log
                     self._log({"it": self.it, "kind": "train", "loss": mean_loss,
                                "lr": lr_at(self.it - 1, cfg), "patches_per_s": n_patches / dt,
-                               "elapsed_s": time.time() - t_start})
+                               "elapsed_s": time.time() - t_start,
+                               # CPU seconds of this process (all its threads): on a shared
+                               # machine, the compute a run really got.
+                               "cpu_s": time.process_time() - cpu_start})
                     t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
                 if cfg.val_every and self.it % cfg.val_every == 0 and self.rank == 0:
                     self._validate_and_keep_best(bar)
