@@ -85,14 +85,14 @@ main = [load(out / f"main_x{s}.json") for s in (2, 3, 4) if (out / f"main_x{s}.j
 m = main[0]["machine"]
 print(f"Machine: {m['cpu']}, {m['cpus_available']} usable CPUs, torch {m['torch']}, "
       f"{m['threads']} threads, load avg {m['load_avg_1min']}\n")
-print("### Every model, 1920x1080 output (default path)\n")
+print("### Every model, default path\n")
 print(format_markdown(main))
-abl = sorted(out.glob("ab_*.json"))
+order = ["ksr_default", "ksr_contiguous", "ksr_malloc_default", "ksr_threads_1", "ksr_onnxruntime",
+         "ksr_bf16", "ksr_compile", "fast_default", "fast_onnxruntime", "fast_bf16"]
+abl = [n for n in order if (out / f"ab_{n}.json").exists()]
 if abl:
     print("\n### Fast-path ablations (one change each from the default)\n")
-    print(format_markdown([load(f) for f in abl],
-                          label="{backend} {precision} {memory_format} malloc={malloc} threads={threads}"
-                                " compile={compile}"))
+    print(format_markdown([load(out / f"ab_{n}.json") for n in abl], labels=abl))
 EOF
 echo "load average after: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')"
 echo "tables: $OUT/tables.md"

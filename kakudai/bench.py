@@ -397,19 +397,17 @@ def format_footer(report: dict[str, Any]) -> str:
                       "(colour, chroma, quantisation included)"])
 
 
-def format_markdown(reports: list[dict[str, Any]], label: str | None = None) -> str:
+def format_markdown(reports: list[dict[str, Any]], labels: list[str] | None = None) -> str:
     """One Markdown table over several reports (e.g. one per scale): model, scale,
-    sizes, ms, MP/s, GFLOP/s, % of peak, peak RSS. ``label`` adds a first column
-    naming each report's variant (backend, precision, ...)."""
-    head = (["variant"] if label else []) + ["model", "scale", "input -> output", "ms (min-max)", "MP/s",
-                                            "GFLOP/s", "% of peak", "peak RSS MB"]
+    sizes, ms, MP/s, GFLOP/s, % of peak, peak RSS. ``labels`` (one per report)
+    adds a first column naming each report's variant."""
+    head = (["variant"] if labels else []) + ["model", "scale", "input -> output", "ms (min-max)", "MP/s",
+                                             "GFLOP/s", "% of peak", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rep in reports:
-        s = rep["settings"]
-        variant = label.format(**s, **rep["machine"]) if label else None
+    for i, rep in enumerate(reports):
         for d in rep["results"]:
             frac = "-" if d["peak_fraction"] is None else f"{100 * d['peak_fraction']:.0f}%"
-            cells = ([variant] if label else []) + [
+            cells = ([labels[i]] if labels else []) + [
                 d["model"], f"x{d['scale']:g}",
                 f"{d['input_wh'][0]}x{d['input_wh'][1]} -> {d['output_wh'][0]}x{d['output_wh'][1]}",
                 f"{d['median_ms']:.0f} ({d['min_ms']:.0f}-{d['max_ms']:.0f})", f"{d['mp_per_s']:.2f}",

@@ -304,8 +304,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                   "(or --allow-random to export untrained weights)")
                 return 1
         out = export_onnx(model, args.onnx, args.scale, opset=args.opset)
-    except (WeightsError, ExportError) as e:
+    except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
+    except ExportError as e:
+        error(args.model, str(e))
         return 1
     except (KeyError, ValueError, OSError) as e:
         error(args.onnx, str(e).strip("'\""))

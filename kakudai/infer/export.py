@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, scale: float, opset: 
         os.replace(tmp, path)
     except ExportError:
         raise
-    except Exception as e:  # the exporter raises many types; report one line
+    except Exception as e:  # the exporter wraps the real error; report its root in one line
+        root = e
+        while root.__cause__ is not None:
+            root = root.__cause__
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(root).splitlines()[0] if str(root) else "")
         raise ExportError(f"torch.onnx.export failed for {getattr(model, 'arch', model)!r}: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+                          f"{type(root).__name__}: {first}") from e
     finally:
         logger.setLevel(level)
         if tmp.exists():
