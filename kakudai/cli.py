@@ -173,6 +173,11 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
                        desc="denoise", jpeg_as=".png")
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare
+    return run_compare(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .web.server import WebConfig, serve
@@ -376,13 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="strength the restoration model is told (sigma or quality; default: the true one)")
     e.set_defaults(func=_cmd_eval)
 
-    u = sub.add_parser("upscale", help="upscale images (files or folders)")
-    u.add_argument("inputs", nargs="+", metavar="INPUT")
-    u.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder, or file for one input")
-    u.add_argument("--scale", type=float, default=2)
-    u.add_argument("--model", default="default")
-    u.add_argument("--tile", default=None, help="tile size in LR pixels, or auto")
-    u.add_argument("--tta", action="store_true")
+    from .cli_upscale import add_arguments as _upscale_arguments
+    u = sub.add_parser("upscale", help="upscale images (files, folders, glob patterns)")
+    _upscale_arguments(u)
     u.set_defaults(func=_cmd_upscale)
 
     dn = sub.add_parser("denoise", help="remove noise or JPEG artifacts (same size out)",
@@ -399,6 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="JPEG artifacts: the quality Q the image was saved at, or blind without Q")
     _upscale_arguments(dn, same_size=True)
     dn.set_defaults(func=_cmd_denoise)
+
+    c = sub.add_parser("compare", help="side-by-side figure of one crop: bicubic, models, original")
+    c.add_argument("image", metavar="IMAGE", help="an HR image (downscaled first, PSNR shown), or --lr")
+    c.add_argument("-o", "--output", required=True, metavar="FIGURE.png")
+    c.add_argument("--models", nargs="+", default=["default"], metavar="MODEL",
+                   help="names or .safetensors files, optionally LABEL=MODEL (bicubic is always first)")
+    c.add_argument("--crop", default=None, metavar="x,y,w,h", help="crop in output/HR pixels (default: centre)")
+    c.add_argument("--scale", type=float, default=3)
+    c.add_argument("--lr", action="store_true", help="IMAGE is a low-resolution input: no original, no PSNR")
+    c.add_argument("--zoom", type=int, default=None, help="panel enlargement (default: panels ~256 px)")
+    c.set_defaults(func=_cmd_compare)
 
     w = sub.add_parser("serve", help="a local web page: drop an image, compare, download")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
