@@ -342,7 +342,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
         rgb = read_image_uint8(args.image, mode="RGB")
         from pathlib import Path
         sheet = render_sheet(rgb, model, sizes, from_size=args.from_size, compare=args.compare,
-                             name=Path(args.image).name, model_name=Path(str(args.model)).stem)
+                             name=Path(args.image).name,
+                             model_name=args.model if not str(args.model).endswith(".safetensors")
+                             else f"{getattr(model, 'arch', 'model')} ({Path(args.model).name})")
         sheet.save(args.output)
     except ImageReadError as e:
         error(e.path, e.reason)

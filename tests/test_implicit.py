@@ -176,6 +176,13 @@ def test_tiled_equals_whole_at_non_integer_scales(scale, ensemble) -> None:
     assert (as_u8.int() - (whole * 255).round().int()).abs().max() <= 1
 
 
+def test_bicubic_tiles_exactly_at_non_integer_scales() -> None:
+    m = kakudai.create_model("bicubic", scale=2.5)
+    x = torch.rand(1, 3, 23, 31)
+    for s in (2.5, (1.25, 3.0)):
+        assert torch.allclose(super_resolve(m, x, s, tile=8), super_resolve(m, x, s), atol=1e-6)
+
+
 def test_tiles_must_be_aligned_at_non_integer_scales() -> None:
     """Why tiles start at multiples of q for s = p/q: a crop starting elsewhere
     samples at other sub-pixel positions, so its output is not a crop of the whole."""
@@ -282,6 +289,19 @@ def test_forced_implicit_matches_whole_image_inference(shipped, tmp_path) -> Non
     whole = kakudai.upscale(a, 2.5, model="implicit", tile=None)
     assert tiled.shape == (65, 48, 3)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+
+
+SHIPPED_CARD = ckpt.WEIGHTS_DIR / "implicit.json"
+
+
+@pytest.mark.skipif(not SHIPPED_CARD.exists(), reason="implicit weights are not shipped yet")
+def test_shipped_card_matches_eval(bench_dir) -> None:
+    """The shipped card's Set5 x2.5 figure is what `kakudai eval` measures now."""
+    from kakudai.evaluation import evaluate_folder
+    card = json.loads(SHIPPED_CARD.read_text())
+    row = next(r for r in card["results"] if r["scale"] == 2.5)
+    r = evaluate_folder(load_model("implicit", 2.5), bench_dir / "Set5", 2.5, with_ssim=False)
+    assert abs(r["psnr"] - row["implicit"]["Set5"]["psnr"]) <= 0.01
 
 
 # ------------------------------------------------------------------ render
