@@ -113,7 +113,7 @@ class Implicit(nn.Module):
     takes_scale = True
 
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
-                 hidden: Sequence[int] = (32, 32), ensemble: bool = False, max_scale: float = 4.0):
+                 hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0):
         super().__init__()
         if not hidden:
             raise ValueError("hidden needs at least one width")
