@@ -226,7 +226,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             error(args.name, f"unknown model; known: {', '.join(list_models())}")
             return 1
         else:
-            model = create_model(args.name, **({} if args.scale is None else {"scale": int(args.scale)}))
+            s = args.scale
+            model = create_model(args.name, **({} if s is None else {"scale": int(s) if s.is_integer() else s}))
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
