@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,19 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from kakudai.checkpoint import WEIGHTS_DIR, WeightsError, load_model, load_weights_file, save_model  # noqa: E402
 from kakudai.evaluation import evaluate_folder  # noqa: E402
-from kakudai.infer.upscale import super_resolve  # noqa: E402
-
-
-def time_1080p(model: torch.nn.Module, scale: float, repeat: int = 3) -> float:
-    """Median seconds of super_resolve (RGB in, uint8 out) for a ~1920x1080 output."""
-    x = torch.rand(1, 3, math.ceil(1080 / scale), math.ceil(1920 / scale))
-    super_resolve(model, x, scale, out_dtype=torch.uint8)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        super_resolve(model, x, scale, out_dtype=torch.uint8)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+from ship_model import time_1080p  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def main() -> int:

@@ -48,7 +48,7 @@ def run_facts(run_dir: Path) -> dict:
     return facts
 
 
-def time_1080p(model: torch.nn.Module, scale: int, repeat: int = 5) -> float:
+def time_1080p(model: torch.nn.Module, scale: float, repeat: int = 5) -> float:
     """Median seconds of super_resolve for an RGB input whose output is ~1920x1080."""
     h, w = math.ceil(1080 / scale), math.ceil(1920 / scale)
     x = torch.rand(1, 3, h, w)

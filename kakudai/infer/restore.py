@@ -214,22 +214,8 @@ def restore_array(arr: np.ndarray, model: nn.Module, level: float | None = None,
     Float arrays are taken as [0, 1] and may leave it (unclipped noise); the
     result is clipped to [0, 1].
     """
-    a = np.asarray(arr)
-    if not a.flags.writeable:
-        a = a.copy()
-    if a.dtype == np.uint8:
-        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint8
-    elif a.dtype == np.uint16:
-        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint16
-    else:
-        x, out_dtype = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), None
-    gray = x.ndim == 2
-    t = (x[:, :, None] if gray else x).permute(2, 0, 1)[None]
-    y = restore(model, t, level, tile=tile, tta=tta, out_dtype=out_dtype)
-    out = y[0].permute(1, 2, 0).numpy()
-    if gray:
-        out = out[:, :, 0]
-    return out if out_dtype is not None else out.astype(a.dtype, copy=False)
+    from .upscale import apply_to_array
+    return apply_to_array(arr, lambda t, dt: restore(model, t, level, tile=tile, tta=tta, out_dtype=dt))
 
 
 def denoise_settings(noise_level: int | None = None, sigma: float | None = None,

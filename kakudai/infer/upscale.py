@@ -154,15 +154,18 @@ def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | s
     return tiled_apply(fn, x, int_scale, tile, overlap=overlap, out_dtype=out_dtype, on_tile=on_tile)
 
 
-def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile: int | str | None = None,
-                  tta: bool = False):
-    """Upscale an image array: uint8/uint16/float (H, W) or (H, W, 3); same dtype out."""
+def apply_to_array(arr, fn: Callable[[torch.Tensor, "torch.dtype | None"], torch.Tensor]):
+    """Run a tensor pipeline on an image array: uint8/uint16/float (H, W) or (H, W, 3).
+
+    ``fn(t, out_dtype)`` gets the (1, C, H, W) tensor in the array's own dtype
+    (integer input is converted to float tile by tile inside the pipeline) and
+    returns (1, C, H', W'); the result has the array's layout and dtype.
+    """
     import numpy as np
 
-    from ..checkpoint import load_model
-    if isinstance(model, str):
-        model = load_model(model, scale)
     a = np.asarray(arr)
+    if not a.flags.writeable:  # torch.from_numpy needs a writable buffer
+        a = a.copy()
     if a.dtype == np.uint8:
         x, out_dtype = torch.from_numpy(np.ascontiguousarray(a)), torch.uint8
     elif a.dtype == np.uint16:
@@ -171,8 +174,17 @@ def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile:
         x, out_dtype = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), None
     gray = x.ndim == 2
     t = (x[:, :, None] if gray else x).permute(2, 0, 1)[None]
-    y = super_resolve(model, t, scale, tile=tile, tta=tta, out_dtype=out_dtype)
-    out = y[0].permute(1, 2, 0).numpy()
+    out = fn(t, out_dtype)[0].permute(1, 2, 0).numpy()
     if gray:
         out = out[:, :, 0]
     return out if out_dtype is not None else out.astype(a.dtype, copy=False)
+
+
+def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile: int | str | None = None,
+                  tta: bool = False):
+    """Upscale an image array: uint8/uint16/float (H, W) or (H, W, 3); same dtype out."""
+    from ..checkpoint import load_model
+    if isinstance(model, str):
+        model = load_model(model, scale)
+    return apply_to_array(arr, lambda t, dt: super_resolve(model, t, scale, tile=tile, tta=tta,
+                                                           out_dtype=dt))
