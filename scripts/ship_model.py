@@ -42,9 +42,18 @@ def run_facts(run_dir: Path) -> dict:
         rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         train = [r for r in rows if r.get("kind") == "train"]
         if train:
+            # elapsed_s restarts at every --resume: add up the segments.
+            wall, prev = 0.0, 0.0
+            for r in train:
+                if r["elapsed_s"] < prev:
+                    wall += prev
+                prev = r["elapsed_s"]
             facts["iterations"] = train[-1]["it"]
-            facts["wall_hours"] = round(train[-1]["elapsed_s"] / 3600, 3)
+            facts["wall_hours"] = round((wall + prev) / 3600, 3)
             facts["patches_per_s_last"] = round(train[-1]["patches_per_s"], 1)
+        val = [r for r in rows if r.get("kind") == "val"]
+        if val:
+            facts["validation"] = val
     return facts
 
 
