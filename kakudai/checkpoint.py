@@ -40,6 +40,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] 
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         save_file(state, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)  # safetensors creates 0600; shipped weights must be world-readable
         os.replace(tmp, path)
     finally:
         if tmp.exists():
