@@ -26,7 +26,10 @@ def test_interrupt_mid_write_leaves_no_partial_file(tmp_path, signum, code):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "kakudai", "upscale", str(src), "-o", str(out),
                              "--model", "bicubic", "--format", "png", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # A shell running us in the background ignores SIGINT, and the child
+                            # would inherit that: give it the default disposition a user's run has.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen_tmp = None
     deadline = time.monotonic() + 120
     try:
