@@ -242,11 +242,20 @@ class Trainer:
             lr, hr = degrade_batch(hr, self.rng, d, self.channels,
                                    level_map=bool(getattr(self.model, "level_map", False)))
         else:
-            lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-            hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-            if self.channels == 1:
-                lr, hr = rgb_to_y(lr), rgb_to_y(hr)
-        per = d.batch_size // self.world
+            lr, hr = self._pair_tensors(lr_u8, hr_u8)
+        return self._rank_slice(lr, hr)
+
+    def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
+        lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.channels == 1:
+            lr, hr = rgb_to_y(lr), rgb_to_y(hr)
+        return lr, hr
+
+    def _rank_slice(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of the global batch, on the training device."""
+        per = self.cfg.data.batch_size // self.world
         sl = slice(self.rank * per, (self.rank + 1) * per)
         return lr[sl].contiguous().to(self.device), hr[sl].contiguous().to(self.device)
 
@@ -258,13 +267,8 @@ class Trainer:
                              "a model that takes a scale (e.g. implicit)")
         lr_u8, hr_u8, scale = self.data.sample_continuous(self.rng, d.batch_size, d.patch_size,
                                                           d.continuous_scale, d.augment)
-        lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-        if self.channels == 1:
-            lr, hr = rgb_to_y(lr), rgb_to_y(hr)
-        per = d.batch_size // self.world
-        sl = slice(self.rank * per, (self.rank + 1) * per)
-        return lr[sl].contiguous().to(self.device), hr[sl].contiguous().to(self.device), scale
+        lr, hr = self._rank_slice(*self._pair_tensors(lr_u8, hr_u8))
+        return lr, hr, scale
 
     def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         if getattr(self.model, "pre_upsampled", False) and scale != 1:
