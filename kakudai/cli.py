@@ -44,9 +44,38 @@ def error(path: object, reason: str) -> None:
     print(f"kakudai: error: {path}: {reason}", file=sys.stderr)
 
 
+def _eval_dirs(args: argparse.Namespace, run_one, heading, fields: dict) -> int:
+    """Score every folder with ``run_one(dir)``, print the tables and the --json line.
+
+    ``heading(result)`` is the table's title line; ``fields`` go into the JSON
+    object before ``datasets`` (plus top-level psnr/ssim/n for a single folder).
+    """
+    import json
+
+    results, failed = [], False
+    for d in args.dirs:
+        try:
+            r = run_one(d)
+        except (FileNotFoundError, NotADirectoryError, OSError, ValueError) as e:
+            error(d, str(e))
+            failed = True
+            continue
+        results.append(r)
+        if not args.quiet:
+            print(heading(r))
+            for row in r["images"]:
+                print(f"  {row['name']:<24} {row['psnr']:8.3f} dB  {row['ssim']:.4f}")
+            print(f"  {'mean':<24} {r['psnr']:8.3f} dB  {r['ssim']:.4f}")
+    if args.json:
+        out = dict(fields, datasets=results)
+        if len(results) == 1:
+            out.update(psnr=results[0]["psnr"], ssim=results[0]["ssim"], n=results[0]["n"])
+        print(json.dumps(out))
+    return 1 if failed else 0
+
+
 def _cmd_eval_restore(args: argparse.Namespace) -> int:
     """``eval --task denoise|jpeg``: the DnCNN/FFDNet/ARCNN protocols (kakudai.evaluation)."""
-    import json
 
     from .checkpoint import WeightsError
     from .evaluation import evaluate_denoise, evaluate_jpeg
@@ -68,38 +97,23 @@ def _cmd_eval_restore(args: argparse.Namespace) -> int:
             return 1
     shown = "none" if model is None else (RESTORERS[kind] if args.model == "default" else args.model)
     what = f"sigma {args.sigma:g}" if kind == "noise" else f"quality {args.quality}"
-    results, failed = [], False
-    for d in args.dirs:
-        try:
-            if kind == "noise":
-                r = evaluate_denoise(model, d, args.sigma, seed=args.seed, assume_sigma=args.assume_level,
-                                     tile=args.tile, tta=args.tta)
-            else:
-                r = evaluate_jpeg(model, d, args.quality, tile=args.tile, tta=args.tta,
-                                  assume_quality=None if args.assume_level is None else int(args.assume_level))
-        except (FileNotFoundError, NotADirectoryError, OSError, ValueError) as e:
-            error(d, str(e))
-            failed = True
-            continue
-        results.append(r)
-        if not args.quiet:
-            told = "" if args.assume_level is None or model is None else f", model told {args.assume_level:g}"
-            scored = "RGB/gray, seed %d" % args.seed if kind == "noise" else "Y/gray"
-            print(f"{r['name']}  {args.task} {what}  model={shown}  ({r['n']} images, {scored}{told})")
-            for row in r["images"]:
-                print(f"  {row['name']:<24} {row['psnr']:8.3f} dB  {row['ssim']:.4f}")
-            print(f"  {'mean':<24} {r['psnr']:8.3f} dB  {r['ssim']:.4f}")
-    if args.json:
-        out = {"model": shown, "task": args.task, "sigma": args.sigma, "quality": args.quality,
-               "assume_level": args.assume_level, "seed": args.seed, "tta": args.tta, "datasets": results}
-        if len(results) == 1:
-            out.update(psnr=results[0]["psnr"], ssim=results[0]["ssim"], n=results[0]["n"])
-        print(json.dumps(out))
-    return 1 if failed else 0
+    told = "" if args.assume_level is None or model is None else f", model told {args.assume_level:g}"
+    scored = "RGB/gray, seed %d" % args.seed if kind == "noise" else "Y/gray"
+
+    def run_one(d):
+        if kind == "noise":
+            return evaluate_denoise(model, d, args.sigma, seed=args.seed, assume_sigma=args.assume_level,
+                                    tile=args.tile, tta=args.tta)
+        return evaluate_jpeg(model, d, args.quality, tile=args.tile, tta=args.tta,
+                             assume_quality=None if args.assume_level is None else int(args.assume_level))
+
+    return _eval_dirs(args, run_one,
+                      lambda r: f"{r['name']}  {args.task} {what}  model={shown}  ({r['n']} images, {scored}{told})",
+                      {"model": shown, "task": args.task, "sigma": args.sigma, "quality": args.quality,
+                       "assume_level": args.assume_level, "seed": args.seed, "tta": args.tta})
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
     import math
 
     if getattr(args, "task", "sr") != "sr":
@@ -115,29 +129,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
     shown = resolve_model_name(name, args.scale) if name in ("default", "fast") else name
-    results, failed = [], False
-    for d in args.dirs:
-        try:
-            r = evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
-                                channel=args.channel, border=args.border)
-        except (FileNotFoundError, NotADirectoryError, OSError, ValueError) as e:
-            error(d, str(e))
-            failed = True
-            continue
-        results.append(r)
-        if not args.quiet:
-            print(f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
-                  f"{args.channel.upper()}, border {args.border if args.border is not None else math.ceil(args.scale)})")
-            for row in r["images"]:
-                print(f"  {row['name']:<24} {row['psnr']:8.3f} dB  {row['ssim']:.4f}")
-            print(f"  {'mean':<24} {r['psnr']:8.3f} dB  {r['ssim']:.4f}")
-    if args.json:
-        out = {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel,
-               "datasets": [{k: v for k, v in r.items()} for r in results]}
-        if len(results) == 1:
-            out.update(psnr=results[0]["psnr"], ssim=results[0]["ssim"], n=results[0]["n"])
-        print(json.dumps(out))
-    return 1 if failed else 0
+    border = args.border if args.border is not None else math.ceil(args.scale)
+    return _eval_dirs(
+        args,
+        lambda d: evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
+                                  channel=args.channel, border=args.border),
+        lambda r: (f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
+                   f"{args.channel.upper()}, border {border})"),
+        {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel})
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
