@@ -23,6 +23,7 @@ folder, renamed into place, removed on any failure or interrupt.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -219,8 +220,13 @@ def _exif_bytes(im: Image.Image) -> bytes | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile (LittleCMS's built-in), for images converted to sRGB."""
+    """An sRGB ICC profile (LittleCMS's built-in), for images converted to sRGB.
+
+    Built once per process: LittleCMS stamps the creation time into the header,
+    so building it per image would give the same profile different bytes.
+    """
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
