@@ -237,6 +237,22 @@ def _resize_samples(y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- one call
+def _same_kind(image: Any, process, *, output: Any, format: Any, quality: Any, max_pixels: Any) -> Any:
+    """Apply ``process`` (ImageData -> ImageData) and give back the kind given:
+    a path -> a PIL image (or the written ``output`` path), PIL -> PIL, array -> array."""
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        result = process(read_image(image, max_pixels=max_pixels))
+        if output is not None:
+            return write_image(output, result, format=format, quality=quality)
+        return to_pil(result)
+    if isinstance(image, Image.Image):
+        return to_pil(process(from_pil(image)))
+    data, back = _array_to_data(np.asarray(image))
+    return back(process(data))
+
+
 def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.PathLike = "default",
             tile: int | str | None = "auto", tta: bool = False, *, width: int | None = None,
             height: int | None = None, alpha: str = "model", device: str | None = None,
@@ -262,23 +278,13 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
     ``precision``: see :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
     ``denoise`` 0-3 removes JPEG noise first (waifu2x's levels; see :func:`denoise`).
     """
-    from PIL import Image
 
     if width is not None or height is not None:
         scale = None
     up = Upscaler(model, tile=tile, tta=tta, alpha=alpha, device=device, denoise=denoise,
                   backend=backend, precision=precision)
-    run = lambda d: up(d, scale, width, height, on_tile=on_tile)  # noqa: E731
-    if isinstance(image, (str, os.PathLike)):
-        result = run(read_image(image, max_pixels=max_pixels))
-        if output is not None:
-            return write_image(output, result, format=format, quality=quality)
-        return to_pil(result)
-    if isinstance(image, Image.Image):
-        return to_pil(run(from_pil(image)))
-    arr = np.asarray(image)
-    data, restore = _array_to_data(arr)
-    return restore(run(data))
+    return _same_kind(image, lambda d: up(d, scale, width, height, on_tile=on_tile),
+                      output=output, format=format, quality=quality, max_pixels=max_pixels)
 
 
 def _array_to_data(arr: np.ndarray) -> tuple[ImageData, Callable[[ImageData], np.ndarray]]:
@@ -320,18 +326,9 @@ def denoise(image: Any, *, noise_level: int | None = None, sigma: float | None =
     None for the shipped weights, or a ``.safetensors`` path. Raises
     :class:`kakudai.checkpoint.WeightsError` naming the file when weights are missing.
     """
-    from PIL import Image
 
     from .infer.restore import Denoiser
 
     dn = Denoiser(noise_level=noise_level, sigma=sigma, jpeg=jpeg, model=model, tile=tile, tta=tta,
                   device=device)
-    if isinstance(image, (str, os.PathLike)):
-        result = dn(read_image(image, max_pixels=max_pixels))
-        if output is not None:
-            return write_image(output, result, format=format, quality=quality)
-        return to_pil(result)
-    if isinstance(image, Image.Image):
-        return to_pil(dn(from_pil(image)))
-    data, back = _array_to_data(np.asarray(image))
-    return back(dn(data))
+    return _same_kind(image, dn, output=output, format=format, quality=quality, max_pixels=max_pixels)

@@ -99,6 +99,29 @@ def _summarise(folder: str | os.PathLike, rows: list[dict[str, Any]], with_ssim:
     return out
 
 
+def _score_restoration(model: nn.Module | None, folder: str | os.PathLike,
+                       degrade: Callable[[int, np.ndarray], np.ndarray], level: float, channel: str,
+                       tile: int | None, tta: bool, with_ssim: bool,
+                       on_image: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+    """Per-image rows for a restoration protocol: ``degrade(i, clean)`` gives the
+    input (uint8, or float in [0, 1] unclipped); ``model=None`` scores it as is,
+    else the model's output rounded to uint8. No border is shaved."""
+    items = _restoration_images(folder)
+    rows = []
+    for i, (name, clean) in enumerate(items):
+        bad = degrade(i, clean)
+        if model is not None:
+            x = bad.astype(np.float32) / 255.0 if bad.dtype == np.uint8 else bad
+            bad = _restore_to_uint8(model, x, level, tile, tta)
+        row: dict[str, Any] = {"name": name, "psnr": psnr(bad, clean, border=0, channel=channel)}
+        if with_ssim:
+            row["ssim"] = ssim(bad, clean, border=0, channel=channel)
+        rows.append(row)
+        if on_image:
+            on_image(i + 1, len(items))
+    return rows
+
+
 def evaluate_denoise(model: nn.Module | None, folder: str | os.PathLike, sigma: float, *,
                      seed: int = 0, assume_sigma: float | None = None, tile: int | None = None,
                      tta: bool = False, with_ssim: bool = True,
@@ -116,18 +139,11 @@ def evaluate_denoise(model: nn.Module | None, folder: str | os.PathLike, sigma: 
     """
     from .data.degrade import noise_level
     level = noise_level(sigma if assume_sigma is None else assume_sigma)
-    items = _restoration_images(folder)
-    rows = []
-    for i, (name, clean) in enumerate(items):
+    def degrade(i: int, clean: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng((seed, i))
-        noisy = (clean.astype(np.float64) + rng.standard_normal(clean.shape) * float(sigma)) / 255.0
-        out = noisy if model is None else _restore_to_uint8(model, noisy, level, tile, tta)
-        row: dict[str, Any] = {"name": name, "psnr": psnr(out, clean, border=0, channel="rgb")}
-        if with_ssim:
-            row["ssim"] = ssim(out, clean, border=0, channel="rgb")
-        rows.append(row)
-        if on_image:
-            on_image(i + 1, len(items))
+        return (clean.astype(np.float64) + rng.standard_normal(clean.shape) * float(sigma)) / 255.0
+
+    rows = _score_restoration(model, folder, degrade, level, "rgb", tile, tta, with_ssim, on_image)
     return _summarise(folder, rows, with_ssim, task="denoise", sigma=float(sigma), seed=seed)
 
 
@@ -146,18 +162,8 @@ def evaluate_jpeg(model: nn.Module | None, folder: str | os.PathLike, quality: i
     """
     from .data.degrade import jpeg_level, jpeg_roundtrip
     level = jpeg_level(quality if assume_quality is None else assume_quality)
-    items = _restoration_images(folder)
-    rows = []
-    for i, (name, clean) in enumerate(items):
-        coded = jpeg_roundtrip(clean, int(quality))
-        out = coded if model is None else _restore_to_uint8(model, coded.astype(np.float32) / 255.0,
-                                                            level, tile, tta)
-        row: dict[str, Any] = {"name": name, "psnr": psnr(out, clean, border=0, channel="y")}
-        if with_ssim:
-            row["ssim"] = ssim(out, clean, border=0, channel="y")
-        rows.append(row)
-        if on_image:
-            on_image(i + 1, len(items))
+    rows = _score_restoration(model, folder, lambda i, clean: jpeg_roundtrip(clean, int(quality)),
+                              level, "y", tile, tta, with_ssim, on_image)
     return _summarise(folder, rows, with_ssim, task="jpeg", quality=int(quality))
 
 
