@@ -154,6 +154,24 @@ def test_checkerboard_energy_values() -> None:
         checkerboard_energy(torch.zeros(1, 1, 9, 8), 2)
 
 
+def test_espcn_offset_is_a_bias_reparameterisation() -> None:
+    # ESPCN's input/output offset must not change the architecture: away from the
+    # border (where zero padding now means mid-grey), the same function is an
+    # offset-free ESPCN whose first and last biases are shifted.
+    torch.manual_seed(0)
+    shifted = _build("espcn", scale=3, channels=1, offset=0.5)
+    plain = _build("espcn", scale=3, channels=1, offset=0.0)
+    plain.load_state_dict(shifted.state_dict())
+    with torch.no_grad():
+        first = plain.features[0]
+        first.bias -= 0.5 * first.weight.sum(dim=(1, 2, 3))
+        plain.upsample.conv.bias += 0.5
+    x = torch.rand(2, 1, 13, 15)
+    b = 3 * shifted.receptive_radius
+    torch.testing.assert_close(plain(x)[..., b:-b, b:-b], shifted(x)[..., b:-b, b:-b], atol=1e-5, rtol=0)
+    assert not torch.allclose(plain(x), shifted(x), atol=1e-5)  # the border does differ
+
+
 def test_transposed_upsampler_size_for_odd_scale() -> None:
     up = TransposedConvUp(4, 2, 3)
     assert up(torch.rand(1, 4, 5, 7)).shape == (1, 2, 15, 21)

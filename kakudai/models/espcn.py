@@ -16,15 +16,23 @@ class ESPCN(nn.Module):
     The last layer is ICNR-initialised (``upsampler="subpixel"``), so the
     untrained network is free of checkerboard artifacts. Input (B, C, h, w) in
     [0, 1], output (B, C, h*scale, w*scale).
+
+    ``offset`` is subtracted from the input and added back to the output. It is
+    a reparameterisation, not a change of architecture: away from the image
+    border it equals shifting the first layer's bias by ``-offset * sum(W1)``
+    and the last one's by ``+offset`` (tests/test_models.py proves it); at the
+    border the zero padding reads as mid-grey rather than black. The tanh
+    layers then start zero-centred and the untrained output mid-grey.
     """
 
     pre_upsampled = False
     pad_multiple = 1
 
     def __init__(self, scale: int = 3, channels: int = 1, n1: int = 64, n2: int = 32,
-                 upsampler: str = "subpixel"):
+                 upsampler: str = "subpixel", offset: float = 0.5):
         super().__init__()
         self.scale = scale
+        self.offset = offset
         self.channels = channels
         self.receptive_radius = 2 + 1 + 1
         self.features = nn.Sequential(
@@ -34,4 +42,4 @@ class ESPCN(nn.Module):
         self.upsample = Upsampler(upsampler, n2, channels, scale, kernel=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.features(x))
+        return self.upsample(self.features(x - self.offset)) + self.offset
