@@ -172,6 +172,22 @@ def test_espcn_offset_is_a_bias_reparameterisation() -> None:
     assert not torch.allclose(plain(x), shifted(x), atol=1e-5)  # the border does differ
 
 
+def test_srcnn_offset_is_a_bias_reparameterisation() -> None:
+    # With reflection padding the equivalence holds at every pixel, border included.
+    shifted = _build("srcnn", scale=3, channels=1, offset=0.5)
+    plain = _build("srcnn", scale=3, channels=1, offset=0.0)
+    with torch.no_grad():
+        for m in shifted.body:  # the paper's init has zero biases: make the test non-trivial
+            if isinstance(m, nn.Conv2d):
+                m.bias.uniform_(-0.1, 0.1)
+        plain.load_state_dict(shifted.state_dict())
+        first, last = plain.body[1], plain.body[-1]
+        first.bias -= 0.5 * first.weight.sum(dim=(1, 2, 3))
+        last.bias += 0.5
+    x = torch.rand(2, 1, 17, 19)
+    torch.testing.assert_close(plain(x), shifted(x), atol=1e-5, rtol=0)
+
+
 def test_transposed_upsampler_size_for_odd_scale() -> None:
     up = TransposedConvUp(4, 2, 3)
     assert up(torch.rand(1, 4, 5, 7)).shape == (1, 2, 15, 21)

@@ -15,15 +15,21 @@ class SRCNN(nn.Module):
     Input (B, C, H, W) is the bicubic-upsampled image in [0, 1]; output has the
     same size: reflection padding replaces the paper's 'valid' convolutions so
     the border is predicted too.
+
+    ``offset`` is subtracted from the input and added back to the output, as in
+    ESPCN: with reflection padding this equals shifting the first bias by
+    ``-offset * sum(W1)`` and the last by ``+offset`` everywhere (tested), so
+    it changes where optimisation starts, not what the network can compute.
     """
 
     pre_upsampled = True
     pad_multiple = 1
 
     def __init__(self, scale: int = 3, channels: int = 1, f1: int = 9, f2: int = 5, f3: int = 5,
-                 n1: int = 64, n2: int = 32):
+                 n1: int = 64, n2: int = 32, offset: float = 0.5):
         super().__init__()
         self.scale = scale
+        self.offset = offset
         self.channels = channels
         self.receptive_radius = (f1 // 2) + (f2 // 2) + (f3 // 2)
         self.body = nn.Sequential(
@@ -38,4 +44,4 @@ class SRCNN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(x - self.offset) + self.offset
