@@ -1,7 +1,7 @@
 """Ship trained weights into the package with a model card.
 
     python scripts/ship_model.py WEIGHTS --name ksr --scales 2 3 4 --run-dir /work/runs/ksr \
-        [--prior-cpu-hours H] [--note TEXT]
+        [--config configs/ksr.toml] [--threads N] [--note TEXT]
 
 For each scale: the (multi-scale) weights are reduced to that scale, written to
 ``kakudai/weights/NAME_xS.safetensors`` (metadata: arch, args, card facts), and
@@ -81,6 +81,7 @@ def main() -> int:
                     help="run directories behind these weights (repeat for warm restarts, oldest first)")
     ap.add_argument("--threads", type=int, default=2, help="cores the training used (for CPU-hours)")
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
+    ap.add_argument("--config", help="the config that reproduces the weights (default configs/NAME.toml)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
 
@@ -112,6 +113,7 @@ def main() -> int:
                 "patch_size_lr": data.get("patch_size"), "batch_size": data.get("batch_size"),
                 "scale_aug": data.get("scale_aug"), "iterations": iterations,
                 "wall_hours": round(wall, 3), "cpu_hours": round(wall * args.threads, 3),
+                "reproduce": f"kakudai train {args.config or f'configs/{args.name}.toml'}",
                 "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
                 "config": cfg,
             },
@@ -132,7 +134,8 @@ def main() -> int:
                f"- iterations: {iterations:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
                f"CPU-hours {wall * args.threads:.2f} ({args.threads} cores)",
                f"- optimiser: {json.dumps(cfg.get('optim', {}))}",
-               f"- reproduce: `kakudai train configs/{args.name}.toml` (see the config for warm restarts)", ""]
+               f"- reproduce: `kakudai train {args.config or f'configs/{args.name}.toml'}` "
+               "(see the config for warm restarts)", ""]
         if args.note:
             md += [args.note, ""]
         (WEIGHTS_DIR / f"{args.name}_x{s}.md").write_text("\n".join(md))
