@@ -125,7 +125,7 @@ def main() -> int:
         md = [f"# {args.name} x{s}", "",
               f"Architecture `{model.arch}` {json.dumps(model.arch_args)}, {card['params']:,} parameters.", "",
               "| set | PSNR (Y) | SSIM |", "|---|---|---|"]
-        md += [f"| {k} | {v['psnr']:.2f} | {v['ssim']:.4f} |" for k, v in table.items()]
+        md += [f"| {k} | {v['psnr']:.3f} | {v['ssim']:.4f} |" for k, v in table.items()]
         md += ["", f"Measured with `{card['eval_command']}` ({card['protocol']}).", "",
                f"Speed: {secs:.3f} s for a 1080p output ({card['time_note']}).", "",
                "## Training", "",
