@@ -79,7 +79,8 @@ def test_page_and_models(client):
     assert client.get("/static/app.js").status_code == 200
     info = client.get("/api/models").json()
     names = [m["name"] for m in info["models"]]
-    assert names[:2] == ["default", "bicubic"]
+    fast = "ksr-fast" in kakudai.checkpoint.shipped_weights()
+    assert names[:3 if fast else 2] == (["default", "fast", "bicubic"] if fast else ["default", "bicubic"])
     assert info["limits"]["max_pixels"] == 100_000 and "PNG" in info["limits"]["formats"]
     feats = api_features()
     assert info["denoise"]["available"] == feats.denoise
@@ -187,8 +188,10 @@ def test_over_pixel_image_refused_from_its_header(client):
 def test_unknown_model(client):
     assert_error(post(client, png_bytes(), model="no-such-model"), 400, "unknown model", "bicubic")
     assert_still_serving(client)
-    # A path is not a model: load_model would read a file, the server must not.
-    for path in ("/etc/passwd", "../kakudai/weights/x.safetensors", "srcnn"):
+    # A path is not a model: load_model would read a file, the server must not. Nor is an
+    # architecture without shipped weights (it would run untrained).
+    unshipped = sorted(set(kakudai.list_models()) - set(kakudai.checkpoint.shipped_weights()) - {"bicubic"})
+    for path in ("/etc/passwd", "../kakudai/weights/x.safetensors", *unshipped[:1]):
         assert_error(post(client, png_bytes(), model=path), 400, "unknown model")
     assert_still_serving(client)
 

@@ -111,7 +111,7 @@ class ModelChoice:
 
 
 def model_choices() -> list[ModelChoice]:
-    """``default`` first, then ``bicubic``, then every model with shipped weights."""
+    """``default`` (and ``fast`` once ksr-fast ships), ``bicubic``, then every shipped model."""
     shipped = shipped_weights()
     out = []
     for alias, real in ALIASES.items():
