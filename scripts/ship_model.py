@@ -91,6 +91,7 @@ def main() -> int:
     wall = sum(r.get("wall_hours", 0.0) for r in runs)
     cfg = runs[-1].get("config", {}) if runs else {}
     data = cfg.get("data", {})
+    reproduce = f"kakudai train {args.config or f'configs/{args.name}.toml'}"
     for s in args.scales:
         # Exactly what load_model() gives users: one scale, eval mode, channels-last weights.
         model = for_inference(src.for_scale(s) if len(getattr(src, "scales", ())) > 1 else src)
@@ -113,7 +114,7 @@ def main() -> int:
                 "patch_size_lr": data.get("patch_size"), "batch_size": data.get("batch_size"),
                 "scale_aug": data.get("scale_aug"), "iterations": iterations,
                 "wall_hours": round(wall, 3), "cpu_hours": round(wall * args.threads, 3),
-                "reproduce": f"kakudai train {args.config or f'configs/{args.name}.toml'}",
+                "reproduce": reproduce,
                 "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
                 "config": cfg,
             },
@@ -134,8 +135,7 @@ def main() -> int:
                f"- iterations: {iterations:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
                f"CPU-hours {wall * args.threads:.2f} ({args.threads} cores)",
                f"- optimiser: {json.dumps(cfg.get('optim', {}))}",
-               f"- reproduce: `kakudai train {args.config or f'configs/{args.name}.toml'}` "
-               "(see the config for warm restarts)", ""]
+               f"- reproduce: `{reproduce}` (see the config for warm restarts)", ""]
         if args.note:
             md += [args.note, ""]
         (WEIGHTS_DIR / f"{args.name}_x{s}.md").write_text("\n".join(md))
