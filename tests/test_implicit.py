@@ -36,6 +36,9 @@ BUDGET = 30_000  # multiply-adds per output pixel (issue 6)
 def tiny(seed: int = 0, **kw) -> Implicit:
     """A small implicit model whose decoder is not the bicubic it starts as."""
     torch.manual_seed(seed)
+    kw.setdefault("decoder", "mlp" if kw.get("ensemble") else "basis")
+    if kw["decoder"] == "basis":
+        kw = {"basis": 4, "pos_hidden": 8, **kw}
     m = kakudai.create_model("implicit", **{"width": 8, "blocks": 1, "hidden": [8, 8], **kw})
     with torch.no_grad():
         for p in m.parameters():
@@ -46,39 +49,72 @@ def tiny(seed: int = 0, **kw) -> Implicit:
 # ------------------------------------------------------------------ shapes
 @pytest.mark.parametrize("scale,expect", [(2, (26, 20)), (3, (39, 30)), (2.5, (33, 25)), (1.1, (15, 11)),
                                           (3.7, (49, 37)), ((1.5, 2.25), (20, 23)), (8, (104, 80))])
-def test_output_size_follows_matlab(scale, expect) -> None:
+@pytest.mark.parametrize("decoder", ["mlp", "basis"])
+def test_output_size_follows_matlab(scale, expect, decoder) -> None:
     x = torch.rand(2, 1, 13, 10)
     with torch.no_grad():
-        y = tiny()(x, scale=scale)
+        y = tiny(decoder=decoder)(x, scale=scale)
     assert y.shape == (2, 1, *expect)
     assert tuple(imresize_torch(x, scale=scale).shape[-2:]) == expect  # the same rule as imresize
 
 
-def test_target_size_and_rgb() -> None:
-    m = tiny(channels=3)
+@pytest.mark.parametrize("decoder", ["mlp", "basis"])
+def test_target_size_and_rgb(decoder) -> None:
+    m = tiny(channels=3, decoder=decoder)
     with torch.no_grad():
         assert m(torch.rand(1, 3, 13, 10), size=(40, 21)).shape == (1, 3, 40, 21)
 
 
-def test_a_zero_decoder_is_exactly_matlab_bicubic() -> None:
+@pytest.mark.parametrize("decoder", ["mlp", "basis"])
+def test_a_zero_decoder_is_exactly_matlab_bicubic(decoder) -> None:
     """The global skip samples where the decoder does: MATLAB's positions."""
-    m = tiny()
+    m = tiny(decoder=decoder)
+    last = m.dec_out if decoder == "mlp" else m.dec_in
     with torch.no_grad():
-        m.dec_out.weight.zero_()
-        m.dec_out.bias.zero_()
+        last.weight.zero_()
+        last.bias.zero_()
         x = torch.rand(1, 1, 11, 9)
         for s in (2.5, (1.7, 3.0)):
             ref = imresize_np(x[0, 0].double().numpy(), scale=s)
             assert np.allclose(m(x, scale=s)[0, 0].numpy(), ref, atol=1e-5)
 
 
-def test_one_encoding_decodes_at_every_size() -> None:
-    m = tiny()
+@pytest.mark.parametrize("decoder", ["mlp", "basis"])
+def test_one_encoding_decodes_at_every_size(decoder) -> None:
+    m = tiny(decoder=decoder)
     x = torch.rand(1, 1, 12, 12)
     with torch.no_grad():
         lat = m.encode(x)
         for s in (1.5, 2, 3.25):
             assert torch.allclose(m.decode(lat, scale=s), m(x, scale=s))
+
+
+def test_basis_decoder_is_its_formula() -> None:
+    """r(y, x) = sum_ab Py_a(rel_y, cell) Px_b(rel_x, cell) C_ab[nearest latent], written
+    out pixel by pixel, equals the two chunked contractions."""
+    m = tiny(decoder="basis")
+    x = torch.rand(1, 1, 5, 4)
+    s = 2.5
+    with torch.no_grad():
+        lat = m.encode(x)
+        got = m.decode(lat, scale=s) - imresize_torch(x, scale=s)
+        k = m.basis
+        coef = lat.feat[0].view(k, k, 5, 4)
+        for i in range(got.shape[-2]):
+            for j in range(got.shape[-1]):
+                py, px = (i + 0.5) / s - 0.5, (j + 0.5) / s - 0.5
+                iy, ix = min(int(math.floor(py + 0.5)), 4), min(int(math.floor(px + 0.5)), 3)
+                wy = m.dec_pos_y(torch.tensor([py - iy, 1 / s]))
+                wx = m.dec_pos_x(torch.tensor([px - ix, 1 / s]))
+                want = torch.einsum("a,b,ab->", wy, wx, coef[:, :, iy, ix])
+                assert torch.isclose(got[0, 0, i, j], want, atol=1e-5), (i, j)
+
+
+def test_basis_decoder_has_no_ensemble() -> None:
+    with pytest.raises(ValueError, match="ensemble"):
+        kakudai.create_model("implicit", decoder="basis", ensemble=True)
+    with pytest.raises(ValueError, match="decoder"):
+        kakudai.create_model("implicit", decoder="fourier")
 
 
 def test_ensemble_decoder_is_continuous_across_cells() -> None:
@@ -135,9 +171,15 @@ def test_decoder_cost_within_budget(scale) -> None:
     # The counter sees the layers: the encoder is KSR's body (head, 16 body convs,
     # body_end), ~353k per input pixel.
     assert enc == 9 * 48 + 17 * 48 * 48 * 9
-    # The library's own counter (used for docs/implicit.md) agrees, plus the bicubic skip.
+    # The library's own counter (used for docs/implicit.md) agrees, plus the bicubic skip
+    # and, for the basis decoder, its two contractions (k^2 per output row and input
+    # column, k per output pixel).
     lib = decoder_macs_per_pixel(model, (24, 24), scale)
+    if model.decoder == "basis":
+        k, oh = model.basis, math.ceil(24 * scale)
+        dec += (k * k * oh * 24 + k * oh * oh) / (oh * oh)
     assert dec < lib["decoder"] <= dec + 12
+    assert lib["decoder"] <= BUDGET
 
 
 # ------------------------------------------------------------------ KSR body
@@ -162,9 +204,9 @@ def test_encoder_takes_a_trained_ksr_body(tmp_path) -> None:
 # (64/37, 2.5): a target height of 64 rows for 37 input rows has no usable step
 # (q = 37), so rows stay whole while columns are still cut.
 @pytest.mark.parametrize("scale", [2.5, 1.5, 4 / 3, 13 / 6, (1.7, 2.25), (64 / 37, 2.5)])
-@pytest.mark.parametrize("ensemble", [False, True])
-def test_tiled_equals_whole_at_non_integer_scales(scale, ensemble) -> None:
-    m = tiny(ensemble=ensemble)
+@pytest.mark.parametrize("kind", [{"ensemble": False}, {"ensemble": True}, {"decoder": "basis"}])
+def test_tiled_equals_whole_at_non_integer_scales(scale, kind) -> None:
+    m = tiny(**kind)
     x = torch.rand(1, 3, 37, 29)
     tiles = []
     whole = super_resolve(m, x, scale)

@@ -171,10 +171,12 @@ class TrainPairs:
         return np.stack(lrs), np.stack(hrs)
 
     def sample_continuous(self, rng: np.random.Generator, batch: int, lr_patch: int,
-                          scale_range: Sequence[float], augment: bool = True
+                          scale_range: Sequence[float], augment: bool = True,
+                          fixed: Sequence[float] = (), fixed_prob: float = 0.0
                           ) -> tuple[np.ndarray, np.ndarray, float]:
         """A batch at one random scale s ~ U(lo, hi): LR (B, p, p, 3), HR (B, P, P, 3)
-        uint8 and the exact scale P / p.
+        uint8 and the exact scale P / p. With probability ``fixed_prob`` s is one
+        of ``fixed`` instead (drawn uniformly).
 
         The HR side is P = round(p * s), so the LR side is the integer p, and
         LR = round(MATLAB bicubic(HR patch) to p x p): for s = P / p that is the
@@ -186,7 +188,12 @@ class TrainPairs:
         if 1 not in self.pairs:
             raise ValueError("continuous-scale sampling needs TrainPairs built with scales=[1]")
         lo, hi = float(scale_range[0]), float(scale_range[1])
-        hr_side = max(lr_patch, int(round(lr_patch * float(rng.uniform(lo, hi)))))
+        # The extra draw only when asked, so that older runs resume bit-exactly.
+        if fixed_prob > 0 and fixed and rng.uniform() < fixed_prob:
+            s = float(fixed[int(rng.integers(len(fixed)))])
+        else:
+            s = float(rng.uniform(lo, hi))
+        hr_side = max(lr_patch, int(round(lr_patch * s)))
         _, hr = self.sample(rng, batch, hr_side, 1, augment)
         # Resize the whole batch in one call: stack the patches along channels.
         stacked = hr.transpose(1, 2, 0, 3).reshape(hr_side, hr_side, -1).astype(np.float64)

@@ -25,6 +25,21 @@ output pixel; this one a few thousand, see docs/implicit.md):
   widths) to ``channels`` values.
 * No four-way local ensemble by default (LIIF's, 4x the per-pixel cost);
   ``ensemble=True`` enables it (bilinear-weighted over the 4 nearest latents).
+
+``decoder="basis"`` (the shipped configuration) goes further: the output is
+*linear* in a per-input-pixel coefficient grid, with weights that depend only
+on the sub-pixel position, in separable form::
+
+    r(y, x) = sum_ab  Py_a(rel_y, cell_y) * Px_b(rel_x, cell_x) * C_ab[iy, ix]
+
+``C = dec_in(z)`` (a 3x3 convolution to ``basis^2`` maps per channel) runs
+once per input pixel; ``Py`` / ``Px`` are tiny MLPs evaluated once per output
+row / column. Per output pixel only ``basis^2 / s + basis`` multiply-adds
+remain (two contractions). Why it suits a trained flagship body: KSR's tails
+are linear too (a 3x3 convolution to ``s^2`` sub-pixel maps, then a pixel
+shuffle), and with ``basis >= s`` this form can express such a tail at every
+integer scale from one coefficient grid, while the position MLPs interpolate
+between the sub-pixel phases for non-integer scales.
 * The output is a residual over MATLAB bicubic of the input at the same
   sampling positions, so at initialisation the model *is* bicubic.
 
@@ -104,8 +119,10 @@ class Implicit(nn.Module):
 
     ``scale`` is a float or a per-axis (s_h, s_w) pair; ``scale`` given at
     construction is only the default. ``channels`` 1 = Y-only like the flagship.
-    ``hidden`` are the decoder's widths (the first one is the width of the
-    precomputed 3x3 layer); ``max_scale`` is the largest training scale.
+    ``decoder`` is ``"basis"`` (separable position basis of size ``basis``, position
+    MLPs of width ``pos_hidden``) or ``"mlp"`` (LIIF-style; ``hidden`` are its widths,
+    the first one that of the precomputed 3x3 layer); ``max_scale`` is the largest
+    training scale.
     """
 
     pre_upsampled = False
@@ -113,10 +130,17 @@ class Implicit(nn.Module):
     takes_scale = True
 
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
-                 hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0):
+                 hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0,
+                 decoder: str = "basis", basis: int = 8, pos_hidden: int = 32):
         super().__init__()
-        if not hidden:
+        if decoder not in ("mlp", "basis"):
+            raise ValueError(f"decoder must be 'mlp' or 'basis', not {decoder!r}")
+        if decoder == "mlp" and not hidden:
             raise ValueError("hidden needs at least one width")
+        if decoder == "basis" and ensemble:
+            raise ValueError("the basis decoder has no ensemble (its continuity is learned)")
+        self.decoder = decoder
+        self.basis = int(basis)
         # A list (a fixed-scale training config's scales) sets the default to its first.
         self.scale = float(scale[0] if isinstance(scale, (list, tuple)) else scale)
         self.channels = channels
@@ -128,6 +152,15 @@ class Implicit(nn.Module):
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.body_end = nn.Conv2d(width, width, 3, padding=1)
+        if decoder == "basis":
+            k = self.basis
+            self.dec_in = nn.Conv2d(width, channels * k * k, 3, padding=1)
+            self.dec_pos_y = _pos_mlp(pos_hidden, k)
+            self.dec_pos_x = _pos_mlp(pos_hidden, k)
+            with torch.no_grad():  # start as (nearly) plain bicubic
+                self.dec_in.weight.mul_(0.1)
+                self.dec_in.bias.zero_()
+            return
         # Decoder. dec_in == LIIF's first linear layer applied to unfold3x3(z).
         h = [int(v) for v in hidden]
         self.dec_in = nn.Conv2d(width, h[0], 3, padding=1)
@@ -180,15 +213,37 @@ class Implicit(nn.Module):
         """The decoder's output (B, channels, len(ys), len(xs)) at positions ys x xs."""
         # Row/column gathers are fastest on NCHW (an inference model may be channels-last).
         feat = feat.contiguous()
+        rows_fn = self._basis_rows if self.decoder == "basis" else self._residual_rows
         if torch.is_grad_enabled() and feat.requires_grad:
-            return self._residual_rows(feat, ys, xs, cell)
+            return rows_fn(feat, ys, xs, cell)
         # Inference: a few output rows at a time, so the per-pixel tensors stay in
         # cache (the per-pixel MLP is memory-bound; this halves its time).
-        rows = max(1, _CHUNK_ELEMS // (feat.shape[1] * len(xs)))
+        per_row = feat.shape[1] * (feat.shape[-1] if self.decoder == "basis" else len(xs))
+        rows = max(1, _CHUNK_ELEMS // per_row)
         out = feat.new_empty(feat.shape[0], self.channels, len(ys), len(xs))
         for r in range(0, len(ys), rows):
-            out[:, :, r:r + rows] = self._residual_rows(feat, ys[r:r + rows], xs, cell)
+            out[:, :, r:r + rows] = rows_fn(feat, ys[r:r + rows], xs, cell)
         return out
+
+    def _basis_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                    cell: tuple[float, float]) -> torch.Tensor:
+        """The basis decoder at positions ys x xs: (B, channels, len(ys), len(xs))."""
+        b, _, h, w = feat.shape
+        k, dt, dev = self.basis, feat.dtype, feat.device
+        ((iy, ry, _),) = self._members(ys, h)
+        ((ix, rx, _),) = self._members(xs, w)
+
+        def weights(mlp: nn.Module, rel: torch.Tensor, c: float) -> torch.Tensor:
+            inp = torch.stack([rel, torch.full_like(rel, c)], dim=1).to(dev, dt)
+            return mlp(inp)  # (n, basis)
+
+        py = weights(self.dec_pos_y, ry, cell[0])
+        px = weights(self.dec_pos_x, rx, cell[1])
+        # Rows first, at input width: (B, C, k, k, oh, w) -> (B, C, k, oh, w).
+        fr = feat.index_select(2, iy.to(dev)).view(b, self.channels, k, k, len(ys), w)
+        t = torch.einsum("bcaeiw,ia->bceiw", fr, py)
+        t = t.index_select(4, ix.to(dev))
+        return torch.einsum("bceij,je->bcij", t, px)
 
     def _residual_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                        cell: tuple[float, float]) -> torch.Tensor:
@@ -221,6 +276,13 @@ class Implicit(nn.Module):
 register("implicit")(Implicit)
 
 
+def _pos_mlp(hidden: int, out: int) -> nn.Sequential:
+    """(rel, cell) -> ``out`` basis weights; smooth (SiLU) so that the output
+    varies smoothly with the sub-pixel position between trained scales."""
+    return nn.Sequential(nn.Linear(2, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                         nn.Linear(hidden, out))
+
+
 # ------------------------------------------------------------------ cost
 def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
                            scale: Scale = 2.0) -> dict[str, float]:
@@ -229,7 +291,7 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
     Counts every Conv2d / Linear whose name starts with ``dec_`` during one
     forward pass (``dec_in`` runs at input resolution, so it is amortised over
     ``s^2`` output pixels), the bicubic skip's taps (from the actual MATLAB
-    weight tables) and the ensemble weighting. Gathers and additions are not
+    weight tables) and the ensemble weighting or the basis contractions. Gathers and additions are not
     multiply-adds and are not counted. Returns {"decoder", "encoder", "skip"}.
     """
     counts = {"decoder": 0.0, "encoder": 0.0}
@@ -261,6 +323,9 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
         skip = in_hw[0] * ow * wc + oh * ow * wr
     skip *= model.channels
     weighting = 4 * model.channels * oh * ow if model.ensemble else 0
+    if model.decoder == "basis":  # the two contractions (einsum, not seen by the hooks)
+        k = model.basis
+        weighting = model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
     px = oh * ow
     return {"decoder": (counts["decoder"] + skip + weighting) / px,
             "encoder": counts["encoder"] / px, "skip": skip / px}

@@ -39,6 +39,10 @@ class DataConfig:
     # [lo, hi]: a random scale in [lo, hi] per batch (arbitrary-scale models); scales
     # are then the validation scales. Empty = the fixed scales above.
     continuous_scale: list[float] = field(default_factory=list)
+    # With this probability a batch takes one of ``continuous_fixed`` instead (e.g. the
+    # integer scales, where the model is compared with fixed-scale models).
+    continuous_fixed: list[float] = field(default_factory=list)
+    continuous_fixed_prob: float = 0.0
 
 
 @dataclass

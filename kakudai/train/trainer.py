@@ -266,7 +266,8 @@ class Trainer:
             raise ValueError(f"{self.cfg.model.name} has fixed scales; data.continuous_scale needs "
                              "a model that takes a scale (e.g. implicit)")
         lr_u8, hr_u8, scale = self.data.sample_continuous(self.rng, d.batch_size, d.patch_size,
-                                                          d.continuous_scale, d.augment)
+                                                          d.continuous_scale, d.augment,
+                                                          d.continuous_fixed, d.continuous_fixed_prob)
         lr, hr = self._rank_slice(*self._pair_tensors(lr_u8, hr_u8))
         return lr, hr, scale
 
