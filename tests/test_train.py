@@ -183,3 +183,29 @@ def test_shipped_configs_load() -> None:
         cfg = load_config(f)
         assert cfg.model.name in kakudai.list_models(), f
         assert cfg.name == f.stem or cfg.name, f
+
+
+def test_detail_sampling_prefers_textured_patches(tmp_path) -> None:
+    """patch_candidates > 1 keeps the most detailed of several positions: on an image
+    that is flat on one half and textured on the other, most patches come from the texture."""
+    from kakudai.data.datasets import TrainPairs
+    rng = np.random.default_rng(0)
+    img = np.full((64, 128, 3), 128, np.uint8)
+    img[:, 64:] = _texture(rng, 64, 64)
+    Image.fromarray(img).save(tmp_path / "half.png")
+    pairs = TrainPairs([tmp_path], [2], verbose=False)
+
+    def textured_share(candidates: int) -> float:
+        lr, _ = pairs.sample(np.random.default_rng(1), 200, 8, 2, augment=False, candidates=candidates)
+        return float(np.mean([p.std() > 1.0 for p in lr]))
+
+    uniform, picky = textured_share(1), textured_share(4)
+    assert 0.35 < uniform < 0.75  # about the textured area's share of positions
+    assert picky > 0.95 > uniform
+
+
+def test_training_with_detail_sampling(tiny_data, tmp_path) -> None:
+    cfg = tiny_config(tiny_data, tmp_path, "espcn", [2], "data.patch_candidates=3")
+    Trainer(cfg).fit()
+    losses = _train_losses(tmp_path / "run")
+    assert len(losses) == 20 and all(math.isfinite(v) for v in losses)

@@ -142,11 +142,13 @@ class TrainPairs:
                 pass
 
     def sample(self, rng: np.random.Generator, batch: int, lr_patch: int, scale: int,
-               augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               augment: bool = True, candidates: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """A batch of aligned patches: LR (B, p, p, 3) and HR (B, p*s, p*s, 3), uint8.
 
         Images are drawn with probability proportional to their number of
         possible patch positions; flips and 90-degree rotations when ``augment``.
+        With ``candidates`` > 1, each patch is the most detailed (largest LR
+        standard deviation) of that many random positions in its image.
         """
         pairs = self.pairs[scale]
         sizes = np.array([max(0, lr.shape[0] - lr_patch + 1) * max(0, lr.shape[1] - lr_patch + 1)
@@ -159,6 +161,14 @@ class TrainPairs:
             hr, lr = pairs[i]
             y = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
             x = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
+            if candidates > 1:
+                best = float(lr[y:y + lr_patch, x:x + lr_patch].std())
+                for _ in range(candidates - 1):
+                    cy = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
+                    cx = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
+                    sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std())
+                    if sd > best:
+                        y, x, best = cy, cx, sd
             lp = lr[y:y + lr_patch, x:x + lr_patch]
             hp = hr[y * scale:(y + lr_patch) * scale, x * scale:(x + lr_patch) * scale]
             if augment:

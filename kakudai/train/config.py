@@ -30,6 +30,9 @@ class DataConfig:
     batch_size: int = 16  # global batch, split across DDP ranks
     scale_aug: list[float] = field(default_factory=lambda: [1.0])  # VDSR-style HR downscales
     augment: bool = True  # flips and 90-degree rotations
+    # Candidate positions per patch; the one with the most detail (largest LR standard
+    # deviation) is kept. 1 = uniform sampling. Flat patches teach a small model little.
+    patch_candidates: int = 1
     task: str = "sr"  # sr | restore (noise/JPEG degradations, scale 1)
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # uniform range, 0-255 units
     noise_gray_prob: float = 0.0  # fraction of patches made gray (gray noise)

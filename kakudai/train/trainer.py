@@ -234,7 +234,8 @@ class Trainer:
     def _batch(self, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's slice of the global batch: (LR input, HR target) tensors."""
         d = self.cfg.data
-        lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment)
+        lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
+                                        d.patch_candidates)
         if d.task != "sr":
             from ..data.degrade import degrade_batch
             lr_u8 = None
