@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from PIL import Image
+
 from .data.io import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 
 __all__ = ["run_upscale", "plan_outputs", "VIDEO_EXTENSIONS", "OUTPUT_FORMATS", "Job"]
@@ -298,6 +300,10 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
         error(args.device or args.model, str(e).splitlines()[0])
         return 1
 
+    # Load every Pillow format plugin now: Pillow otherwise imports them lazily at the
+    # first save, and a Ctrl-C landing inside an import is mangled by Python (wrapped
+    # in a RuntimeError, or an exit by SIGINT after we handled it and printed the summary).
+    Image.init()
     done = skipped = 0
     failed = len(bad)
     t0 = time.perf_counter()

@@ -25,9 +25,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kakudai.checkpoint import WEIGHTS_DIR, WeightsError, load_model, load_weights_file, save_model  # noqa: E402
+from kakudai.checkpoint import (WEIGHTS_DIR, WeightsError, for_inference, load_model,  # noqa: E402
+                                load_weights_file, save_model)
 from kakudai.evaluation import evaluate_folder  # noqa: E402
-from ship_model import time_1080p  # noqa: E402  (scripts/ is on sys.path when run as a script)
+from ship_model import run_facts, time_1080p  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def main() -> int:
@@ -40,10 +41,18 @@ def main() -> int:
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
     ap.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="threads the training run used (for CPU-hours)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
 
-    model = load_weights_file(args.weights)
+    # Exactly what load_model() gives users: eval mode, channels-last weights.
+    model = for_inference(load_weights_file(args.weights))
+    runs = [run_facts(r) for r in args.run_dir]
+    cfg = runs[-1].get("config", {}) if runs else {}
+    wall = sum(r.get("wall_hours", 0.0) for r in runs)
+    training = {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),
+                "cpu_hours": round(wall * args.threads, 3), "reproduce": "kakudai train configs/implicit.toml",
+                "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs], "config": cfg}
     rows = []
     for s in args.scales:
         s = int(s) if float(s).is_integer() else float(s)
@@ -102,10 +111,10 @@ def main() -> int:
                         "LR = MATLAB bicubic rounded to uint8",
             "time_note": f"median super_resolve to ~1920x1080, torch {torch.__version__}, "
                          f"{torch.get_num_threads()} threads",
-            "runs": [str(r) for r in args.run_dir], "note": args.note}
+            "runs": [str(r) for r in args.run_dir], "training": training, "note": args.note}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out_dir / "implicit.safetensors",
-               extra={"card": {k: v for k, v in card.items() if k != "results"}})
+               extra={"card": {k: v for k, v in card.items() if k not in ("results", "training")}})
     (args.out_dir / "implicit.json").write_text(json.dumps(card, indent=2) + "\n")
     md = ["# implicit (any scale)", "",
           f"Architecture `{model.arch}` {json.dumps(model.arch_args)}, {card['params']:,} parameters; "
@@ -121,7 +130,15 @@ def main() -> int:
     md += [f"- {'PASS' if c['pass'] else 'FAIL'}: {c['criterion']} "
            f"({'margin %+.3f dB' % c['margin_db'] if 'margin_db' in c else 'ratio %.2f' % c['ratio']})"
            for c in checks]
-    md += ["", f"Runs: {', '.join(card['runs']) or '-'}. Reproduce: see docs/implicit.md.", ""]
+    data, optim = cfg.get("data", {}), cfg.get("optim", {})
+    md += ["", "## Training", "",
+           f"- data: {data.get('train_dirs')} (the 291 images), scale s ~ U{tuple(data.get('continuous_scale', []))} "
+           f"per batch, or one of {data.get('continuous_fixed')} with probability {data.get('continuous_fixed_prob')}; "
+           f"LR patch {data.get('patch_size')}, batch {data.get('batch_size')}, scale augmentation {data.get('scale_aug')}",
+           f"- init: {cfg.get('init_from')}; optimiser: {json.dumps(optim)}",
+           f"- iterations: {training['iterations']:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
+           f"CPU-hours {training['cpu_hours']:.2f} ({args.threads} core(s)), not counting the encoder's own training",
+           f"- runs: {', '.join(card['runs']) or '-'}; reproduce: `{training['reproduce']}` (docs/implicit.md)", ""]
     if args.note:
         md += [args.note, ""]
     (args.out_dir / "implicit.md").write_text("\n".join(md))

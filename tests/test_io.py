@@ -318,3 +318,31 @@ def test_write_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left
     write_image(dst, d)
     assert Image.open(dst).size == (8, 8)
+
+
+def test_an_interrupt_wrapped_by_python_is_still_an_interrupt(tmp_path, monkeypatch) -> None:
+    """A Ctrl-C inside a lazy Pillow plugin import reaches us as RuntimeError caused by
+    KeyboardInterrupt: writing and reading must re-raise the interrupt (no 'cannot
+    write' error, no batch that carries on) and leave no temporary file."""
+    import kakudai.data.io as kio
+
+    def wrapped(*_a, **_k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'cached_property' instance") from e
+
+    data = ImageData(pixels=np.zeros((4, 4, 3), np.uint8), alpha=None, icc=None, exif=None)
+    monkeypatch.setattr(kio, "_encode", wrapped)
+    with pytest.raises(KeyboardInterrupt):
+        kio.write_image(tmp_path / "out.png", data)
+    assert list(tmp_path.iterdir()) == []
+    # A genuine encoder error is still a one-line write error.
+    monkeypatch.setattr(kio, "_encode", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(ImageWriteError, match="boom"):
+        kio.write_image(tmp_path / "out.png", data)
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setattr(kio, "_normalise", wrapped)
+    with pytest.raises(KeyboardInterrupt):
+        kio.read_image(tmp_path / "in.png")

@@ -24,11 +24,10 @@ def test_interrupt_mid_write_leaves_no_partial_file(tmp_path, signum, code):
     for i in range(3):  # noise compresses slowly: each output takes a while to write
         Image.fromarray(rng.integers(0, 256, (500, 500, 3), dtype=np.uint8)).save(src / f"im{i}.bmp")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    codes = []
-    # The exit status is checked over up to three runs: on CI one run in the full suite
-    # once ended with a status other than 130 after printing its clean "interrupted"
-    # summary (cause not yet found; docs/STATUS.md). The no-partial-output checks
-    # below hold for every run.
+    # Run several times: the interrupt lands at a different point each time. Two causes
+    # of a wrong status were found this way (a Ctrl-C inside Pillow's lazy plugin import:
+    # wrapped into a RuntimeError, or a death by SIGINT after our clean summary); the
+    # CLI now loads every plugin up front and unwraps such interrupts.
     for attempt in range(3):
         out = tmp_path / f"out{attempt}"
         proc = subprocess.Popen([sys.executable, "-m", "kakudai", "upscale", str(src), "-o", str(out),
@@ -63,7 +62,4 @@ def test_interrupt_mid_write_leaves_no_partial_file(tmp_path, signum, code):
                 im.load()
                 assert im.size == (1000, 1000)
         assert len(left) < 3
-        codes.append(proc.returncode)
-        if proc.returncode == code:
-            break
-    assert codes[-1] == code, f"exit statuses {codes}, expected {code}"
+        assert proc.returncode == code, (attempt, proc.returncode, err)

@@ -141,6 +141,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode this image") from None
     except Exception as e:  # noqa: BLE001  Pillow raises many kinds on corrupt data
+        _reraise_interrupt(e)
         raise ImageReadError(path, f"corrupt or truncated image ({_describe(e)})") from None
 
 
@@ -474,9 +475,26 @@ def write_image(path: str | os.PathLike, data: ImageData, format: str | None = N
     except (ImageWriteError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001  encoder and file-system errors alike
+        _reraise_interrupt(e)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else _describe(e)
         raise ImageWriteError(path, f"cannot write ({reason})") from None
     return path
+
+
+def _reraise_interrupt(e: BaseException) -> None:
+    """Raise the KeyboardInterrupt / SystemExit hidden in ``e``'s chain, if any.
+
+    Python wraps some exceptions: a Ctrl-C that lands while Pillow lazily imports
+    a format plugin surfaces as ``RuntimeError("Error calling __set_name__ ...")``
+    caused by the KeyboardInterrupt. That is an interrupt, not a write error.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, (KeyboardInterrupt, SystemExit)):
+            raise cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
 
 
 @contextmanager
