@@ -89,10 +89,12 @@ def test_one_encoding_decodes_at_every_size(decoder) -> None:
             assert torch.allclose(m.decode(lat, scale=s), m(x, scale=s))
 
 
-def test_basis_decoder_is_its_formula() -> None:
-    """r(y, x) = sum_ab Py_a(rel_y, cell) Px_b(rel_x, cell) C_ab[nearest latent], written
-    out pixel by pixel, equals the two chunked contractions."""
-    m = tiny(decoder="basis")
+@pytest.mark.parametrize("taps", [1, 2, 4])
+def test_basis_decoder_is_its_formula(taps) -> None:
+    """r(y, x) = sum over taps and a, b of Py_a(dy, cell) Px_b(dx, cell) C_ab[latent], written
+    out pixel by pixel (1 tap: the nearest latent; 2 or 4: the latents floor(p) - taps/2 + 1
+    ... floor(p) + taps/2, clamped at the border), equals the chunked contractions."""
+    m = tiny(decoder="basis", taps=taps)
     x = torch.rand(1, 1, 5, 4)
     s = 2.5
     with torch.no_grad():
@@ -100,14 +102,24 @@ def test_basis_decoder_is_its_formula() -> None:
         got = m.decode(lat, scale=s) - imresize_torch(x, scale=s)
         k = m.basis
         coef = lat.feat[0].view(k, k, 5, 4)
+
+        def latents(p: float, n: int) -> list[tuple[int, float]]:
+            if taps == 1:  # offset from the clamped latent
+                i = min(max(int(math.floor(p + 0.5)), 0), n - 1)
+                return [(i, p - i)]
+            # several taps: offsets from the unclamped positions (the edge latent repeated)
+            lo = math.floor(p)
+            return [(min(max(lo + t, 0), n - 1), p - (lo + t)) for t in range(1 - taps // 2, 1 + taps // 2)]
+
         for i in range(got.shape[-2]):
             for j in range(got.shape[-1]):
-                py, px = (i + 0.5) / s - 0.5, (j + 0.5) / s - 0.5
-                iy, ix = min(int(math.floor(py + 0.5)), 4), min(int(math.floor(px + 0.5)), 3)
-                wy = m.dec_pos_y(torch.tensor([py - iy, 1 / s]))
-                wx = m.dec_pos_x(torch.tensor([px - ix, 1 / s]))
-                want = torch.einsum("a,b,ab->", wy, wx, coef[:, :, iy, ix])
-                assert torch.isclose(got[0, 0, i, j], want, atol=1e-5), (i, j)
+                want = 0.0
+                for iy, dy in latents((i + 0.5) / s - 0.5, 5):
+                    for ix, dx in latents((j + 0.5) / s - 0.5, 4):
+                        wy = m.dec_pos_y(torch.tensor([dy, 1 / s]))
+                        wx = m.dec_pos_x(torch.tensor([dx, 1 / s]))
+                        want += float(torch.einsum("a,b,ab->", wy, wx, coef[:, :, iy, ix]))
+                assert abs(float(got[0, 0, i, j]) - want) < 1e-5, (i, j)
 
 
 def test_basis_decoder_has_no_ensemble() -> None:
@@ -115,6 +127,8 @@ def test_basis_decoder_has_no_ensemble() -> None:
         kakudai.create_model("implicit", decoder="basis", ensemble=True)
     with pytest.raises(ValueError, match="decoder"):
         kakudai.create_model("implicit", decoder="fourier")
+    with pytest.raises(ValueError, match="taps"):
+        kakudai.create_model("implicit", taps=3)
 
 
 def test_ensemble_decoder_is_continuous_across_cells() -> None:
@@ -204,7 +218,8 @@ def test_encoder_takes_a_trained_ksr_body(tmp_path) -> None:
 # (64/37, 2.5): a target height of 64 rows for 37 input rows has no usable step
 # (q = 37), so rows stay whole while columns are still cut.
 @pytest.mark.parametrize("scale", [2.5, 1.5, 4 / 3, 13 / 6, (1.7, 2.25), (64 / 37, 2.5)])
-@pytest.mark.parametrize("kind", [{"ensemble": False}, {"ensemble": True}, {"decoder": "basis"}])
+@pytest.mark.parametrize("kind", [{"ensemble": False}, {"ensemble": True}, {"decoder": "basis"},
+                                  {"decoder": "basis", "taps": 4}])
 def test_tiled_equals_whole_at_non_integer_scales(scale, kind) -> None:
     m = tiny(**kind)
     x = torch.rand(1, 3, 37, 29)

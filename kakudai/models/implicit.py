@@ -131,7 +131,7 @@ class Implicit(nn.Module):
 
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
                  hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0,
-                 decoder: str = "basis", basis: int = 8, pos_hidden: int = 32):
+                 decoder: str = "basis", basis: int = 8, pos_hidden: int = 32, taps: int = 1):
         super().__init__()
         if decoder not in ("mlp", "basis"):
             raise ValueError(f"decoder must be 'mlp' or 'basis', not {decoder!r}")
@@ -139,15 +139,18 @@ class Implicit(nn.Module):
             raise ValueError("hidden needs at least one width")
         if decoder == "basis" and ensemble:
             raise ValueError("the basis decoder has no ensemble (its continuity is learned)")
+        if taps not in (1, 2, 4) or (taps > 1 and decoder != "basis"):
+            raise ValueError("taps is 1, 2 or 4 (more than 1 only with the basis decoder)")
         self.decoder = decoder
         self.basis = int(basis)
+        self.taps = int(taps)
         # A list (a fixed-scale training config's scales) sets the default to its first.
         self.scale = float(scale[0] if isinstance(scale, (list, tuple)) else scale)
         self.channels = channels
         self.ensemble = bool(ensemble)
         self.max_scale = float(max_scale)
         # Encoder reach 2*blocks+2, dec_in 1, the neighbour latent 1.
-        self.receptive_radius = 2 * blocks + 4
+        self.receptive_radius = 2 * blocks + 3 + max(1, self.taps // 2)
         # Encoder: KSR's modules under KSR's names (init_from loads a trained body).
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
@@ -225,25 +228,45 @@ class Implicit(nn.Module):
             out[:, :, r:r + rows] = rows_fn(feat, ys[r:r + rows], xs, cell)
         return out
 
+    def _taps(self, pos: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(latent index, position relative to it) along one axis for each tap:
+        the nearest latent (1 tap), the two around the position (2), or four (4, the
+        support of a bicubic kernel). Indices are clamped at the image border."""
+        if self.taps == 1:
+            ((idx, rel, _),) = self._members(pos, n)
+            return [(idx, rel)]
+        lo = torch.floor(pos + _TIE_EPS)
+        first = -(self.taps // 2 - 1)
+        out = []
+        for t in range(first, first + self.taps):
+            idx = lo + t
+            out.append((idx.clamp(0, n - 1).long(), pos - idx))
+        return out
+
     def _basis_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                     cell: tuple[float, float]) -> torch.Tensor:
         """The basis decoder at positions ys x xs: (B, channels, len(ys), len(xs))."""
         b, _, h, w = feat.shape
         k, dt, dev = self.basis, feat.dtype, feat.device
-        ((iy, ry, _),) = self._members(ys, h)
-        ((ix, rx, _),) = self._members(xs, w)
 
         def weights(mlp: nn.Module, rel: torch.Tensor, c: float) -> torch.Tensor:
             inp = torch.stack([rel, torch.full_like(rel, c)], dim=1).to(dev, dt)
             return mlp(inp)  # (n, basis)
 
-        py = weights(self.dec_pos_y, ry, cell[0])
-        px = weights(self.dec_pos_x, rx, cell[1])
-        # Rows first, at input width: (B, C, k, k, oh, w) -> (B, C, k, oh, w).
-        fr = feat.index_select(2, iy.to(dev)).view(b, self.channels, k, k, len(ys), w)
-        t = torch.einsum("bcaeiw,ia->bceiw", fr, py)
-        t = t.index_select(4, ix.to(dev))
-        return torch.einsum("bceij,je->bcij", t, px)
+        # Rows first, at input width: (B, C, k, k, oh, w) -> (B, C, k, oh, w), summed over taps.
+        t = None
+        for iy, ry in self._taps(ys, h):
+            fr = feat.index_select(2, iy.to(dev)).view(b, self.channels, k, k, len(ys), w)
+            part = torch.einsum("bcaeiw,ia->bceiw", fr, weights(self.dec_pos_y, ry, cell[0]))
+            t = part if t is None else t + part
+        out = None
+        for ix, rx in self._taps(xs, w):
+            part = torch.einsum("bceij,je->bcij", t.index_select(4, ix.to(dev)),
+                                weights(self.dec_pos_x, rx, cell[1]))
+            out = part if out is None else out + part
+        assert out is not None
+        return out
+
 
     def _residual_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                        cell: tuple[float, float]) -> torch.Tensor:
@@ -325,7 +348,7 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
     weighting = 4 * model.channels * oh * ow if model.ensemble else 0
     if model.decoder == "basis":  # the two contractions (einsum, not seen by the hooks)
         k = model.basis
-        weighting = model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
+        weighting = model.taps * model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
     px = oh * ow
     return {"decoder": (counts["decoder"] + skip + weighting) / px,
             "encoder": counts["encoder"] / px, "skip": skip / px}
