@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from kakudai.checkpoint import (WEIGHTS_DIR, WeightsError, for_inference, load_model,  # noqa: E402
                                 load_weights_file, save_model)
 from kakudai.evaluation import evaluate_folder  # noqa: E402
-from ship_model import run_facts, time_1080p  # noqa: E402  (scripts/ is on sys.path when run as a script)
+from ship_model import time_1080p, training_summary  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def main() -> int:
@@ -47,12 +47,8 @@ def main() -> int:
 
     # Exactly what load_model() gives users: eval mode, channels-last weights.
     model = for_inference(load_weights_file(args.weights))
-    runs = [run_facts(r) for r in args.run_dir]
-    cfg = runs[-1].get("config", {}) if runs else {}
-    wall = sum(r.get("wall_hours", 0.0) for r in runs)
-    training = {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),
-                "cpu_hours": round(wall * args.threads, 3), "reproduce": "kakudai train configs/implicit.toml",
-                "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs], "config": cfg}
+    training = {**training_summary(args.run_dir, args.threads), "reproduce": "kakudai train configs/implicit.toml"}
+    cfg, wall, runs = training["config"], training["wall_hours"], training["runs"]
     rows = []
     for s in args.scales:
         s = int(s) if float(s).is_integer() else float(s)

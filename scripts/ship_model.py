@@ -58,6 +58,17 @@ def run_facts(run_dir: Path) -> dict:
     return facts
 
 
+def training_summary(run_dirs: list[Path], threads: int) -> dict:
+    """What a model card says of its training runs (oldest first): total iterations,
+    wall and CPU hours, each run's facts, and the last run's resolved config."""
+    runs = [run_facts(r) for r in run_dirs]
+    wall = sum(r.get("wall_hours", 0.0) for r in runs)
+    return {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),
+            "cpu_hours": round(wall * threads, 3),
+            "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
+            "config": runs[-1].get("config", {}) if runs else {}}
+
+
 def time_1080p(model: torch.nn.Module, scale: float, repeat: int = 5) -> float:
     """Median seconds of the whole upscale call (uint8 RGB in and out) for a ~1920x1080 output."""
     h, w = math.ceil(1080 / scale), math.ceil(1920 / scale)
@@ -86,10 +97,9 @@ def main() -> int:
     args = ap.parse_args()
 
     src = load_weights_file(args.weights)
-    runs = [run_facts(r) for r in args.run_dir]
-    iterations = sum(r.get("iterations", 0) for r in runs)
-    wall = sum(r.get("wall_hours", 0.0) for r in runs)
-    cfg = runs[-1].get("config", {}) if runs else {}
+    summary = training_summary(args.run_dir, args.threads)
+    iterations, wall, cfg = summary["iterations"], summary["wall_hours"], summary["config"]
+    runs = summary["runs"]
     data = cfg.get("data", {})
     reproduce = f"kakudai train {args.config or f'configs/{args.name}.toml'}"
     for s in args.scales:
@@ -113,10 +123,8 @@ def main() -> int:
                 "data": data.get("train_dirs"), "scales_trained": data.get("scales"),
                 "patch_size_lr": data.get("patch_size"), "batch_size": data.get("batch_size"),
                 "scale_aug": data.get("scale_aug"), "iterations": iterations,
-                "wall_hours": round(wall, 3), "cpu_hours": round(wall * args.threads, 3),
-                "reproduce": reproduce,
-                "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
-                "config": cfg,
+                "wall_hours": wall, "cpu_hours": summary["cpu_hours"],
+                "reproduce": reproduce, "runs": runs, "config": cfg,
             },
             "note": args.note,
         }
@@ -133,7 +141,7 @@ def main() -> int:
                f"- data: {data.get('train_dirs')} (the 291 images: T91 + BSD200), scale augmentation {data.get('scale_aug')}",
                f"- scales trained jointly: {data.get('scales')}; LR patch {data.get('patch_size')}, batch {data.get('batch_size')}",
                f"- iterations: {iterations:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
-               f"CPU-hours {wall * args.threads:.2f} ({args.threads} cores)",
+               f"CPU-hours {summary['cpu_hours']:.2f} ({args.threads} cores)",
                f"- optimiser: {json.dumps(cfg.get('optim', {}))}",
                f"- reproduce: `{reproduce}` (see the config for warm restarts)", ""]
         if args.note:
