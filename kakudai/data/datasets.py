@@ -159,16 +159,15 @@ class TrainPairs:
         lrs, hrs = [], []
         for i in idx:
             hr, lr = pairs[i]
-            y = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
-            x = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
-            if candidates > 1:
-                best = float(lr[y:y + lr_patch, x:x + lr_patch].std())
-                for _ in range(candidates - 1):
-                    cy = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
-                    cx = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
-                    sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std())
-                    if sd > best:
-                        y, x, best = cy, cx, sd
+            y = x = 0
+            best = -1.0
+            for _ in range(max(1, candidates)):
+                cy = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
+                cx = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
+                # One candidate: no need to measure it (same draws as uniform sampling).
+                sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std()) if candidates > 1 else 0.0
+                if sd > best:
+                    y, x, best = cy, cx, sd
             lp = lr[y:y + lr_patch, x:x + lr_patch]
             hp = hr[y * scale:(y + lr_patch) * scale, x * scale:(x + lr_patch) * scale]
             if augment:

@@ -247,39 +247,29 @@ class Implicit(nn.Module):
                     cell: tuple[float, float]) -> torch.Tensor:
         """The basis decoder at positions ys x xs: (B, channels, len(ys), len(xs))."""
         b, _, h, w = feat.shape
-        k, dt, dev = self.basis, feat.dtype, feat.device
-
-        def weights(mlp: nn.Module, rel: torch.Tensor, c: float) -> torch.Tensor:
-            inp = torch.stack([rel, torch.full_like(rel, c)], dim=1).to(dev, dt)
-            return mlp(inp)  # (n, basis)
-
+        k, dev = self.basis, feat.device
         # Rows first, at input width: (B, C, k, k, oh, w) -> (B, C, k, oh, w), summed over taps.
         t = None
         for iy, ry in self._taps(ys, h):
             fr = feat.index_select(2, iy.to(dev)).view(b, self.channels, k, k, len(ys), w)
-            part = torch.einsum("bcaeiw,ia->bceiw", fr, weights(self.dec_pos_y, ry, cell[0]))
+            part = torch.einsum("bcaeiw,ia->bceiw", fr, _at_positions(self.dec_pos_y, ry, cell[0], feat))
             t = part if t is None else t + part
         out = None
         for ix, rx in self._taps(xs, w):
             part = torch.einsum("bceij,je->bcij", t.index_select(4, ix.to(dev)),
-                                weights(self.dec_pos_x, rx, cell[1]))
+                                _at_positions(self.dec_pos_x, rx, cell[1], feat))
             out = part if out is None else out + part
         assert out is not None
         return out
-
 
     def _residual_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                        cell: tuple[float, float]) -> torch.Tensor:
         h, w = feat.shape[-2:]
         dt, dev = feat.dtype, feat.device
 
-        def pos_term(layer: nn.Linear, rel: torch.Tensor, c: float) -> torch.Tensor:
-            inp = torch.stack([rel, torch.full_like(rel, c)], dim=1).to(dev, dt)
-            return layer(inp).t()  # (hidden0, n)
-
-        rows = [(i.to(dev), pos_term(self.dec_pos_y, r, cell[0])[:, :, None], wt)
+        rows = [(i.to(dev), _at_positions(self.dec_pos_y, r, cell[0], feat).t()[:, :, None], wt)
                 for i, r, wt in self._members(ys, h)]
-        cols = [(i.to(dev), pos_term(self.dec_pos_x, r, cell[1])[:, None, :], wt)
+        cols = [(i.to(dev), _at_positions(self.dec_pos_x, r, cell[1], feat).t()[:, None, :], wt)
                 for i, r, wt in self._members(xs, w)]
         out = None
         for iy, py, wy in rows:
@@ -297,6 +287,13 @@ class Implicit(nn.Module):
 
 
 register("implicit")(Implicit)
+
+
+def _at_positions(layer: nn.Module, rel: torch.Tensor, cell: float, like: torch.Tensor) -> torch.Tensor:
+    """``layer`` applied to (relative position, cell) of n rows or columns: (n, out),
+    in ``like``'s dtype and device."""
+    inp = torch.stack([rel, torch.full_like(rel, cell)], dim=1).to(like.device, like.dtype)
+    return layer(inp)
 
 
 def _pos_mlp(hidden: int, out: int) -> nn.Sequential:
@@ -345,10 +342,11 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
     else:
         skip = in_hw[0] * ow * wc + oh * ow * wr
     skip *= model.channels
-    weighting = 4 * model.channels * oh * ow if model.ensemble else 0
     if model.decoder == "basis":  # the two contractions (einsum, not seen by the hooks)
         k = model.basis
         weighting = model.taps * model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
+    else:
+        weighting = 4 * model.channels * oh * ow if model.ensemble else 0
     px = oh * ow
     return {"decoder": (counts["decoder"] + skip + weighting) / px,
             "encoder": counts["encoder"] / px, "skip": skip / px}

@@ -104,7 +104,6 @@ register("ksr")(KSR)
 def ksr_fast(scale: int | Sequence[int] = 3, channels: int = 1, width: int = 48,
              blocks: int = 3) -> KSR:
     """The fast flagship variant for video and large batches: the flagship's width with
-    3 residual blocks instead of 8 (~2.3x cheaper), so it can start from the flagship's
-    first blocks (configs/ksr-fast.toml). Session 2 shipped width 32 (~5x cheaper, 0.17 dB
-    short of its ESPCN target at x3)."""
+    3 residual blocks instead of 8 (~2.3x cheaper). The same width lets it start from the
+    flagship's first blocks (configs/ksr-fast.toml, docs/flagship.md)."""
     return KSR(scale=scale, channels=channels, width=width, blocks=blocks)
