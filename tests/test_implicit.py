@@ -122,6 +122,32 @@ def test_basis_decoder_is_its_formula(taps) -> None:
                 assert abs(float(got[0, 0, i, j]) - want) < 1e-5, (i, j)
 
 
+@pytest.mark.parametrize("wide", [2, 4])
+def test_wide_taps_start_as_the_one_tap_decoder_then_add_a_wide_reading(wide) -> None:
+    """wide_taps adds a zero-initialised multi-tap reading of the same coefficients: a
+    trained 1-tap model loads into it unchanged; once trained, the extra term is the
+    multi-tap decoder formula with its own position weights."""
+    torch.manual_seed(3)
+    one = tiny(decoder="basis")
+    # As constructed (not tiny(), which perturbs every weight): the wide term is zero.
+    both = kakudai.create_model("implicit", width=8, blocks=1, basis=4, pos_hidden=8, wide_taps=wide)
+    missing, unexpected = both.load_state_dict(one.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("dec_wide_") for k in missing) and missing
+    x = torch.rand(1, 1, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(both(x, scale=2.5), one(x, scale=2.5))
+        both.dec_wide_y[-1].weight.normal_()
+        multi = tiny(decoder="basis", taps=wide)
+        multi.load_state_dict(one.state_dict())
+        multi.dec_pos_y.load_state_dict(both.dec_wide_y.state_dict())
+        multi.dec_pos_x.load_state_dict(both.dec_wide_x.state_dict())
+        skip = imresize_torch(x, scale=2.5)
+        want = one(x, scale=2.5) + multi(x, scale=2.5) - skip
+        assert torch.allclose(both(x, scale=2.5), want, atol=1e-5)
+    with pytest.raises(ValueError, match="wide_taps"):
+        kakudai.create_model("implicit", wide_taps=3)
+
+
 def test_basis_decoder_has_no_ensemble() -> None:
     with pytest.raises(ValueError, match="ensemble"):
         kakudai.create_model("implicit", decoder="basis", ensemble=True)
@@ -191,7 +217,7 @@ def test_decoder_cost_within_budget(scale) -> None:
     lib = decoder_macs_per_pixel(model, (24, 24), scale)
     if model.decoder == "basis":
         k, oh = model.basis, math.ceil(24 * scale)
-        dec += model.taps * (k * k * oh * 24 + k * oh * oh) / (oh * oh)
+        dec += (model.taps + model.wide_taps) * (k * k * oh * 24 + k * oh * oh) / (oh * oh)
     assert dec < lib["decoder"] <= dec + 12
     assert lib["decoder"] <= BUDGET
 
@@ -219,7 +245,7 @@ def test_encoder_takes_a_trained_ksr_body(tmp_path) -> None:
 # (q = 37), so rows stay whole while columns are still cut.
 @pytest.mark.parametrize("scale", [2.5, 1.5, 4 / 3, 13 / 6, (1.7, 2.25), (64 / 37, 2.5)])
 @pytest.mark.parametrize("kind", [{"ensemble": False}, {"ensemble": True}, {"decoder": "basis"},
-                                  {"decoder": "basis", "taps": 4}])
+                                  {"decoder": "basis", "taps": 4}, {"decoder": "basis", "wide_taps": 4}])
 def test_tiled_equals_whole_at_non_integer_scales(scale, kind) -> None:
     m = tiny(**kind)
     x = torch.rand(1, 3, 37, 29)

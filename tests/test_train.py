@@ -204,6 +204,22 @@ def test_detail_sampling_prefers_textured_patches(tmp_path) -> None:
     assert picky > 0.95 > uniform
 
 
+@pytest.mark.parametrize("candidates", [1, 4])
+def test_sample_part_is_the_slice_of_the_whole_batch(tmp_path, candidates) -> None:
+    """A DDP rank cuts out only its share: equal to that slice of the whole batch,
+    with the generator left where the whole batch leaves it."""
+    from kakudai.data.datasets import TrainPairs
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(_texture(rng, 40 + 8 * i, 56)).save(tmp_path / f"t{i}.png")
+    pairs = TrainPairs([tmp_path], [2], verbose=False)
+    g_all, g_part = np.random.default_rng(5), np.random.default_rng(5)
+    lr, hr = pairs.sample(g_all, 6, 8, 2, candidates=candidates)
+    lr_p, hr_p = pairs.sample(g_part, 6, 8, 2, candidates=candidates, part=(2, 5))
+    assert np.array_equal(lr_p, lr[2:5]) and np.array_equal(hr_p, hr[2:5])
+    assert g_all.integers(1 << 30) == g_part.integers(1 << 30)
+
+
 def test_training_with_detail_sampling(tiny_data, tmp_path) -> None:
     cfg = tiny_config(tiny_data, tmp_path, "espcn", [2], "data.patch_candidates=3")
     Trainer(cfg).fit()

@@ -142,13 +142,16 @@ class TrainPairs:
                 pass
 
     def sample(self, rng: np.random.Generator, batch: int, lr_patch: int, scale: int,
-               augment: bool = True, candidates: int = 1) -> tuple[np.ndarray, np.ndarray]:
+               augment: bool = True, candidates: int = 1,
+               part: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A batch of aligned patches: LR (B, p, p, 3) and HR (B, p*s, p*s, 3), uint8.
 
         Images are drawn with probability proportional to their number of
         possible patch positions; flips and 90-degree rotations when ``augment``.
         With ``candidates`` > 1, each patch is the most detailed (largest LR
         standard deviation) of that many random positions in its image.
+        ``part = (start, stop)`` returns only those patches of the batch (a DDP
+        rank's share), consuming the same random draws as the whole batch.
         """
         pairs = self.pairs[scale]
         sizes = np.array([max(0, lr.shape[0] - lr_patch + 1) * max(0, lr.shape[1] - lr_patch + 1)
@@ -156,22 +159,26 @@ class TrainPairs:
         if sizes.sum() == 0:
             raise ValueError(f"no training image is large enough for a {lr_patch}px LR patch at x{scale}")
         idx = rng.choice(len(pairs), size=batch, p=sizes / sizes.sum())
+        start, stop = part if part is not None else (0, batch)
         lrs, hrs = [], []
-        for i in idx:
+        for n, i in enumerate(idx):
             hr, lr = pairs[i]
+            mine = start <= n < stop
             y = x = 0
             best = -1.0
             for _ in range(max(1, candidates)):
                 cy = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
                 cx = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
                 # One candidate: no need to measure it (same draws as uniform sampling).
-                sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std()) if candidates > 1 else 0.0
+                sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std()) if candidates > 1 and mine else 0.0
                 if sd > best:
                     y, x, best = cy, cx, sd
+            k, flip = (int(rng.integers(0, 4)), bool(rng.integers(0, 2))) if augment else (0, False)
+            if not mine:
+                continue
             lp = lr[y:y + lr_patch, x:x + lr_patch]
             hp = hr[y * scale:(y + lr_patch) * scale, x * scale:(x + lr_patch) * scale]
             if augment:
-                k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
                 lp, hp = np.rot90(lp, k), np.rot90(hp, k)
                 if flip:
                     lp, hp = lp[:, ::-1], hp[:, ::-1]

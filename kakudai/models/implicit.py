@@ -131,7 +131,8 @@ class Implicit(nn.Module):
 
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
                  hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0,
-                 decoder: str = "basis", basis: int = 8, pos_hidden: int = 32, taps: int = 1):
+                 decoder: str = "basis", basis: int = 8, pos_hidden: int = 32, taps: int = 1,
+                 wide_taps: int = 0):
         super().__init__()
         if decoder not in ("mlp", "basis"):
             raise ValueError(f"decoder must be 'mlp' or 'basis', not {decoder!r}")
@@ -141,16 +142,19 @@ class Implicit(nn.Module):
             raise ValueError("the basis decoder has no ensemble (its continuity is learned)")
         if taps not in (1, 2, 4) or (taps > 1 and decoder != "basis"):
             raise ValueError("taps is 1, 2 or 4 (more than 1 only with the basis decoder)")
+        if wide_taps not in (0, 2, 4) or (wide_taps and decoder != "basis"):
+            raise ValueError("wide_taps is 0, 2 or 4 (only with the basis decoder)")
         self.decoder = decoder
         self.basis = int(basis)
         self.taps = int(taps)
+        self.wide_taps = int(wide_taps)
         # A list (a fixed-scale training config's scales) sets the default to its first.
         self.scale = float(scale[0] if isinstance(scale, (list, tuple)) else scale)
         self.channels = channels
         self.ensemble = bool(ensemble)
         self.max_scale = float(max_scale)
         # Encoder reach 2*blocks+2, dec_in 1, the neighbour latent 1.
-        self.receptive_radius = 2 * blocks + 3 + max(1, self.taps // 2)
+        self.receptive_radius = 2 * blocks + 3 + max(1, self.taps // 2, self.wide_taps // 2)
         # Encoder: KSR's modules under KSR's names (init_from loads a trained body).
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
@@ -163,6 +167,16 @@ class Implicit(nn.Module):
             with torch.no_grad():  # start as (nearly) plain bicubic
                 self.dec_in.weight.mul_(0.1)
                 self.dec_in.bias.zero_()
+            if self.wide_taps:
+                # A second reading of the same coefficient grid over the wide_taps latents
+                # around each pixel per axis, with its own position weights. It starts at
+                # exactly zero, so it can be added to a trained 1-tap decoder without
+                # changing its output (the 1-tap decoder sees only +-1.5 latents).
+                self.dec_wide_y = _pos_mlp(pos_hidden, k)
+                self.dec_wide_x = _pos_mlp(pos_hidden, k)
+                with torch.no_grad():
+                    self.dec_wide_y[-1].weight.zero_()
+                    self.dec_wide_y[-1].bias.zero_()
             return
         # Decoder. dec_in == LIIF's first linear layer applied to unfold3x3(z).
         h = [int(v) for v in hidden]
@@ -228,17 +242,17 @@ class Implicit(nn.Module):
             out[:, :, r:r + rows] = rows_fn(feat, ys[r:r + rows], xs, cell)
         return out
 
-    def _taps(self, pos: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _taps(self, pos: torch.Tensor, n: int, taps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(latent index, position relative to it) along one axis for each tap:
         the nearest latent (1 tap), the two around the position (2), or four (4, the
         support of a bicubic kernel). Indices are clamped at the image border."""
-        if self.taps == 1:
+        if taps == 1:
             ((idx, rel, _),) = self._members(pos, n)
             return [(idx, rel)]
         lo = torch.floor(pos + _TIE_EPS)
-        first = -(self.taps // 2 - 1)
+        first = -(taps // 2 - 1)
         out = []
-        for t in range(first, first + self.taps):
+        for t in range(first, first + taps):
             idx = lo + t
             out.append((idx.clamp(0, n - 1).long(), pos - idx))
         return out
@@ -246,18 +260,28 @@ class Implicit(nn.Module):
     def _basis_rows(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                     cell: tuple[float, float]) -> torch.Tensor:
         """The basis decoder at positions ys x xs: (B, channels, len(ys), len(xs))."""
+        out = self._contract(feat, ys, xs, cell, self.dec_pos_y, self.dec_pos_x, self.taps)
+        if self.wide_taps:
+            out = out + self._contract(feat, ys, xs, cell, self.dec_wide_y, self.dec_wide_x,
+                                       self.wide_taps)
+        return out
+
+    def _contract(self, feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                  cell: tuple[float, float], pos_y: nn.Module, pos_x: nn.Module,
+                  taps: int) -> torch.Tensor:
+        """sum over taps of pos_y(rel_y) pos_x(rel_x) . C at ys x xs: (B, channels, oh, ow)."""
         b, _, h, w = feat.shape
         k, dev = self.basis, feat.device
         # Rows first, at input width: (B, C, k, k, oh, w) -> (B, C, k, oh, w), summed over taps.
         t = None
-        for iy, ry in self._taps(ys, h):
+        for iy, ry in self._taps(ys, h, taps):
             fr = feat.index_select(2, iy.to(dev)).view(b, self.channels, k, k, len(ys), w)
-            part = torch.einsum("bcaeiw,ia->bceiw", fr, _at_positions(self.dec_pos_y, ry, cell[0], feat))
+            part = torch.einsum("bcaeiw,ia->bceiw", fr, _at_positions(pos_y, ry, cell[0], feat))
             t = part if t is None else t + part
         out = None
-        for ix, rx in self._taps(xs, w):
+        for ix, rx in self._taps(xs, w, taps):
             part = torch.einsum("bceij,je->bcij", t.index_select(4, ix.to(dev)),
-                                _at_positions(self.dec_pos_x, rx, cell[1], feat))
+                                _at_positions(pos_x, rx, cell[1], feat))
             out = part if out is None else out + part
         assert out is not None
         return out
@@ -344,7 +368,7 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
     skip *= model.channels
     if model.decoder == "basis":  # the two contractions (einsum, not seen by the hooks)
         k = model.basis
-        weighting = model.taps * model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
+        weighting = (model.taps + model.wide_taps) * model.channels * (k * k * oh * in_hw[1] + k * oh * ow)
     else:
         weighting = 4 * model.channels * oh * ow if model.ensemble else 0
     px = oh * ow

@@ -234,16 +234,20 @@ class Trainer:
     def _batch(self, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's slice of the global batch: (LR input, HR target) tensors."""
         d = self.cfg.data
-        lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
-                                        d.patch_candidates)
-        if d.task != "sr":
-            from ..data.degrade import degrade_batch
-            lr_u8 = None
-            hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-            lr, hr = degrade_batch(hr, self.rng, d, self.channels,
-                                   level_map=bool(getattr(self.model, "level_map", False)))
-        else:
+        if d.task == "sr":
+            # Only this rank's patches are cut out (the same draws as the whole batch).
+            per = d.batch_size // self.world
+            lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
+                                            d.patch_candidates,
+                                            part=(self.rank * per, (self.rank + 1) * per))
             lr, hr = self._pair_tensors(lr_u8, hr_u8)
+            return lr.to(self.device), hr.to(self.device)
+        from ..data.degrade import degrade_batch
+        _, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
+                                    d.patch_candidates)
+        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        lr, hr = degrade_batch(hr, self.rng, d, self.channels,
+                               level_map=bool(getattr(self.model, "level_map", False)))
         return self._rank_slice(lr, hr)
 
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
