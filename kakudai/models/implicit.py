@@ -53,6 +53,7 @@ beyond the training range).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import torch
@@ -88,11 +89,13 @@ class Pointwise(nn.Conv2d):
 
 
 class Latent(NamedTuple):
-    """An encoded image: the input itself (for the bicubic skip) and the decoder's
-    first-layer pre-activation at input resolution (B, hidden[0], h, w)."""
+    """An encoded image: the input itself (for the bicubic skip), the decoder's
+    first-layer pre-activation at input resolution (B, hidden[0], h, w) and, for
+    ``base="integer"``, the body's features (B, width, h, w) that the tails read."""
 
     x: torch.Tensor
     feat: torch.Tensor
+    body: torch.Tensor | None = None
 
 
 def sample_positions(in_len: int, out_len: int, scale: float) -> torch.Tensor:
@@ -132,7 +135,7 @@ class Implicit(nn.Module):
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
                  hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0,
                  decoder: str = "basis", basis: int = 8, pos_hidden: int = 32, taps: int = 1,
-                 wide_taps: int = 0):
+                 wide_taps: int = 0, base: str = "bicubic", base_scales: Sequence[int] = (2, 3, 4)):
         super().__init__()
         if decoder not in ("mlp", "basis"):
             raise ValueError(f"decoder must be 'mlp' or 'basis', not {decoder!r}")
@@ -144,7 +147,11 @@ class Implicit(nn.Module):
             raise ValueError("taps is 1, 2 or 4 (more than 1 only with the basis decoder)")
         if wide_taps not in (0, 2, 4) or (wide_taps and decoder != "basis"):
             raise ValueError("wide_taps is 0, 2 or 4 (only with the basis decoder)")
+        if base not in ("bicubic", "integer"):
+            raise ValueError(f"base must be 'bicubic' or 'integer', not {base!r}")
         self.decoder = decoder
+        self.base = base
+        self.base_scales = tuple(sorted(int(n) for n in base_scales)) if base == "integer" else ()
         self.basis = int(basis)
         self.taps = int(taps)
         self.wide_taps = int(wide_taps)
@@ -155,17 +162,25 @@ class Implicit(nn.Module):
         self.max_scale = float(max_scale)
         # Encoder reach 2*blocks+2, dec_in 1, the neighbour latent 1.
         self.receptive_radius = 2 * blocks + 3 + max(1, self.taps // 2, self.wide_taps // 2)
+        if self.base_scales:  # a tail's 3x3 (1), then the resize's kernel (under 2 input px)
+            self.receptive_radius = max(self.receptive_radius, 2 * blocks + 3 + 2)
         # Encoder: KSR's modules under KSR's names (init_from loads a trained body).
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.body_end = nn.Conv2d(width, width, 3, padding=1)
+        if self.base_scales:
+            # KSR's integer-scale tails under KSR's names (init_from loads them). The base
+            # image is KSR at the next integer scale, resized by MATLAB bicubic to the
+            # target: the integer-then-shrink method, which the decoder then corrects.
+            self.tails = nn.ModuleDict({f"x{n}": nn.Conv2d(width, channels * n * n, 3, padding=1)
+                                        for n in self.base_scales})
         if decoder == "basis":
             k = self.basis
             self.dec_in = nn.Conv2d(width, channels * k * k, 3, padding=1)
             self.dec_pos_y = _pos_mlp(pos_hidden, k)
             self.dec_pos_x = _pos_mlp(pos_hidden, k)
-            with torch.no_grad():  # start as (nearly) plain bicubic
-                self.dec_in.weight.mul_(0.1)
+            with torch.no_grad():  # start as (nearly) the base; exactly, over a trained base
+                self.dec_in.weight.mul_(0.0 if self.base_scales else 0.1)
                 self.dec_in.bias.zero_()
             if self.wide_taps:
                 # A second reading of the same coefficient grid over the wide_taps latents
@@ -194,7 +209,7 @@ class Implicit(nn.Module):
         """Everything that runs at input resolution, once per image."""
         f = self.head(x)
         f = f + self.body_end(self.body(f))
-        return Latent(x, self.dec_in(f))
+        return Latent(x, self.dec_in(f), f if self.base_scales else None)
 
     # --------------------------------------------------------------- decode
     def decode(self, lat: Latent, scale: Scale | None = None,
@@ -205,8 +220,31 @@ class Implicit(nn.Module):
         ys = sample_positions(h, oh, sh)
         xs = sample_positions(w, ow, sw)
         cell = (1.0 / min(sh, self.max_scale), 1.0 / min(sw, self.max_scale))
-        skip = imresize_torch(lat.x, scale=(sh, sw))
+        if self.base_scales:
+            skip = self._integer_base(lat, (oh, ow), (sh, sw))
+        else:
+            skip = imresize_torch(lat.x, scale=(sh, sw))
         return skip + self._residual(lat.feat, ys, xs, cell)
+
+    def integer_scale(self, scale: tuple[float, float]) -> int:
+        """The tail the base uses: the next integer at or above the larger scale,
+        within ``base_scales`` (the largest beyond it, the smallest below it)."""
+        n = math.ceil(max(scale) - 1e-9)
+        return min(max(n, self.base_scales[0]), self.base_scales[-1])
+
+    def _integer_base(self, lat: Latent, out_hw: tuple[int, int], scale: tuple[float, float]) -> torch.Tensor:
+        """KSR at the integer scale n (tail + nearest-neighbour anchor, pixel shuffle),
+        then MATLAB bicubic by scale / n to ``out_hw``: the integer-then-shrink image."""
+        assert lat.body is not None
+        n = self.integer_scale(scale)
+        r = self.tails[f"x{n}"](lat.body) + lat.x.repeat_interleave(n * n, dim=1)
+        up = F.pixel_shuffle(r, n)
+        if tuple(up.shape[-2:]) == tuple(out_hw):
+            return up
+        y = imresize_torch(up, scale=(scale[0] / n, scale[1] / n))
+        if tuple(y.shape[-2:]) != tuple(out_hw):  # float round-off in the size rule
+            y = imresize_torch(up, size=out_hw)
+        return y
 
     def forward(self, x: torch.Tensor, scale: Scale | None = None,
                 size: Sequence[int] | None = None) -> torch.Tensor:
@@ -349,7 +387,9 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
 
     for name, mod in model.named_modules():
         if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            hooks.append(mod.register_forward_hook(hook_for("decoder" if name.startswith("dec_") else "encoder")))
+            # The integer base's tail is part of decoding (it depends on the scale).
+            dec = name.startswith(("dec_", "tails."))
+            hooks.append(mod.register_forward_hook(hook_for("decoder" if dec else "encoder")))
     try:
         with torch.no_grad():
             y = model(torch.rand(1, model.channels, *in_hw), scale=scale)
@@ -358,13 +398,21 @@ def decoder_macs_per_pixel(model: Implicit, in_hw: tuple[int, int] = (48, 48),
             hk.remove()
     oh, ow = y.shape[-2:]
     (_, _), (sh, sw) = _resolve(in_hw, scale, None, model.scale)
-    # Bicubic skip: MATLAB resizes the lower-scale dimension first (rows on ties).
-    wr = contributions(in_hw[0], oh, float(sh))[0].shape[1]
-    wc = contributions(in_hw[1], ow, float(sw))[0].shape[1]
-    if sh <= sw:
-        skip = oh * in_hw[1] * wr + oh * ow * wc
+    # The skip: MATLAB bicubic of the input, or of the integer base's KSR image (none
+    # at the base's own scale). MATLAB resizes the lower-scale dimension first (rows on ties).
+    src = in_hw
+    if model.base_scales:
+        n = model.integer_scale((sh, sw))
+        src, sh, sw = (in_hw[0] * n, in_hw[1] * n), sh / n, sw / n
+    if (src[0], src[1]) == (oh, ow):
+        skip = 0
     else:
-        skip = in_hw[0] * ow * wc + oh * ow * wr
+        wr = contributions(src[0], oh, float(sh))[0].shape[1]
+        wc = contributions(src[1], ow, float(sw))[0].shape[1]
+        if sh <= sw:
+            skip = oh * src[1] * wr + oh * ow * wc
+        else:
+            skip = src[0] * ow * wc + oh * ow * wr
     skip *= model.channels
     if model.decoder == "basis":  # the two contractions (einsum, not seen by the hooks)
         k = model.basis
