@@ -130,6 +130,8 @@ def test_resume_is_bit_exact(tiny_data, tmp_path) -> None:
     part = first.run_dir
     second = Trainer(_resume_config(tiny_data, tmp_path, "paused"), resume=part)
     assert second.it == 4
+    # The training clock (optim.clock = "time") carries over a resume.
+    assert first.train_s > 0 and second.train_s == first.train_s
     second.fit()
     _assert_same_weights(full, part)
     assert _train_losses(full) == _train_losses(part)
@@ -137,6 +139,7 @@ def test_resume_is_bit_exact(tiny_data, tmp_path) -> None:
     st_part = torch.load(part / "last" / "state.pt", weights_only=True)
     assert st_full["iteration"] == st_part["iteration"] == 8
     assert st_full["best_psnr"] == st_part["best_psnr"]
+    assert st_part["train_s"] > first.train_s
 
 
 def test_ctrl_c_saves_a_resume_point_and_cli_resume_finishes(tiny_data, tmp_path, monkeypatch) -> None:
@@ -175,6 +178,16 @@ def test_lr_schedules() -> None:
     step = load_config(None, ["optim.schedule='step'", "optim.step_size=10", "optim.gamma=0.5",
                               "optim.lr=1.0"])
     assert [lr_at(i, step) for i in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    # optim.clock = "time": the cosine follows whichever budget is further along.
+    timed = load_config(None, ["iterations=100", "optim.lr=1e-3", "optim.min_lr=0.0",
+                               "optim.clock='time'", "max_minutes=10"])
+    assert lr_at(0, timed, 0.5) == pytest.approx(5e-4)      # half the time used
+    assert lr_at(75, timed, 0.5) == pytest.approx(lr_at(75, timed, 0.0))  # iterations ahead
+    assert lr_at(10, timed, 1.7) == pytest.approx(0.0)      # over budget: min_lr
+    by_its = load_config(None, ["iterations=100", "optim.lr=1e-3", "max_minutes=10"])
+    assert lr_at(0, by_its, 0.5) == pytest.approx(1e-3)     # the default clock ignores time
+    with pytest.raises(ValueError, match="clock"):
+        lr_at(0, load_config(None, ["optim.clock='wall'"]))
 
 
 def test_shipped_configs_load() -> None:

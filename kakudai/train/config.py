@@ -56,6 +56,10 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     schedule: str = "cosine"  # cosine | step | constant
+    # What the cosine runs over: "iterations", or "time": with max_minutes, whichever of
+    # the iteration count and the time budget runs out first (a time-boxed run then ends
+    # at min_lr instead of being cut mid-schedule).
+    clock: str = "iterations"
     warmup: int = 0  # iterations of linear warm-up
     step_size: int = 100_000
     gamma: float = 0.5

@@ -43,10 +43,19 @@ from .config import TrainConfig, save_config
 
 __all__ = ["Trainer", "lr_at", "resolve_data_path"]
 
+# Under DDP, how often (iterations) the ranks agree on stopping (time limit, Ctrl-C).
+STOP_CHECK_EVERY = 16
 
-def lr_at(it: int, cfg) -> float:
-    """Learning rate at iteration ``it`` (0-based) for an OptimConfig and a run length."""
+
+def lr_at(it: int, cfg, time_frac: float = 0.0) -> float:
+    """Learning rate at iteration ``it`` (0-based) for an OptimConfig and a run length.
+
+    ``time_frac``: the share of the time budget (``max_minutes``) used so far; the
+    cosine follows it when ``optim.clock = "time"`` and it is ahead of the iterations.
+    """
     o = cfg.optim
+    if o.clock not in ("iterations", "time"):
+        raise ValueError(f"unknown optim.clock {o.clock!r} (iterations | time)")
     if o.warmup and it < o.warmup:
         return o.lr * (it + 1) / o.warmup
     if o.schedule == "constant":
@@ -56,6 +65,8 @@ def lr_at(it: int, cfg) -> float:
     if o.schedule == "cosine":
         span = max(1, cfg.iterations - o.warmup)
         t = min(1.0, (it - o.warmup) / span)
+        if o.clock == "time" and cfg.max_minutes:
+            t = max(t, min(1.0, time_frac))
         return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * t))
     raise ValueError(f"unknown schedule {o.schedule!r}")
 
@@ -158,6 +169,8 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.it = 0
         self.best_psnr = -math.inf
+        self.train_s = 0.0  # wall seconds of training over all sessions of this run (checkpointed)
+        self.time_frac = 0.0  # share of max_minutes used, as agreed by all ranks (optim.clock)
         self.history: list[dict[str, Any]] = []
         self._stop = False
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
@@ -190,7 +203,8 @@ class Trainer:
             save_model(self.ema, tmp / "ema.safetensors", extra=meta)
         torch.save({"iteration": self.it, "optimizer": self.opt.state_dict(),
                     "rng": json.dumps(self.rng.bit_generator.state),
-                    "torch_rng": torch.get_rng_state(), "best_psnr": self.best_psnr},
+                    "torch_rng": torch.get_rng_state(), "best_psnr": self.best_psnr,
+                    "train_s": self.train_s},
                    tmp / "state.pt")
         # Swap directories so an interruption never leaves a half-written resume point.
         old = self.run_dir / ".last.old"
@@ -217,6 +231,7 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
         self.it = int(st["iteration"])
         self.best_psnr = float(st["best_psnr"])
+        self.train_s = float(st.get("train_s", 0.0))
         logf = self.run_dir / "log.jsonl"
         if logf.exists() and self.rank == 0:  # the log is rank 0's alone
             self.history = [json.loads(x) for x in logf.read_text().splitlines() if x.strip()]
@@ -319,6 +334,14 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def _from_rank0(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(t, src=0)
+        return float(t.item())
+
     def _mean_over_ranks(self, total: float, count: int) -> float:
         """Mean of a per-rank running sum, over all ranks (each rank sees only its slice)."""
         if self.world == 1:
@@ -342,6 +365,7 @@ class Trainer:
             bar = tqdm(total=cfg.iterations, initial=self.it, unit="it", dynamic_ncols=True,
                        desc=cfg.name or "train")
         t_start, cpu_start = time.time(), time.process_time()
+        train_s0 = self.train_s
         t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
         scales = cfg.data.scales if cfg.data.task == "sr" else [1]
         stop_at = cfg.iterations if steps is None else min(cfg.iterations, self.it + steps)
@@ -355,7 +379,7 @@ class Trainer:
                     scale = scales[self.it % len(scales)]
                     lr, hr = self._batch(scale)
                 for g in self.opt.param_groups:
-                    g["lr"] = lr_at(self.it, cfg) * g.get("lr_mult", 1.0)
+                    g["lr"] = lr_at(self.it, cfg, self.time_frac) * g.get("lr_mult", 1.0)
                 pred = self._forward(lr, scale)
                 loss = _loss(cfg.optim.loss, pred, hr)
                 self.opt.zero_grad(set_to_none=True)
@@ -382,7 +406,7 @@ class Trainer:
                     mean_loss = self._mean_over_ranks(loss_acc, loss_n)
                     dt = time.time() - t_log
                     self._log({"it": self.it, "kind": "train", "loss": mean_loss,
-                               "lr": lr_at(self.it - 1, cfg), "patches_per_s": n_patches / dt,
+                               "lr": lr_at(self.it - 1, cfg, self.time_frac), "patches_per_s": n_patches / dt,
                                "elapsed_s": time.time() - t_start,
                                # CPU seconds of this process (all its threads): on a shared
                                # machine, the compute a run really got.
@@ -391,8 +415,17 @@ class Trainer:
                 if cfg.val_every and self.it % cfg.val_every == 0 and self.rank == 0:
                     self._validate_and_keep_best(bar)
                 if cfg.ckpt_every and self.it % cfg.ckpt_every == 0:
+                    self.train_s = train_s0 + time.time() - t_start
                     self.save_checkpoint()
+                # Ranks agree on stopping every STOP_CHECK_EVERY iterations only: the
+                # extra all-reduce each step cost a small model a few % of its DDP step time.
+                if self.world > 1 and self.it % STOP_CHECK_EVERY:
+                    continue
                 over = bool(cfg.max_minutes) and time.time() - t_start > cfg.max_minutes * 60
+                if cfg.optim.clock == "time" and cfg.max_minutes:
+                    # Rank 0's clock for everyone: ranks must use the same learning rate.
+                    self.time_frac = self._from_rank0(
+                        (train_s0 + time.time() - t_start) / (cfg.max_minutes * 60))
                 if self._all_ranks_any(over or self._stop):
                     ended = "interrupted" if self._all_ranks_any(self._stop) else "time"
                     if ended == "time" and self.rank == 0:
@@ -410,6 +443,7 @@ class Trainer:
             # Validate before the checkpoint so the resume point knows the best score.
             if ended in ("done", "time") and cfg.val_every and self.it % cfg.val_every != 0:
                 self._validate_and_keep_best(None)
+        self.train_s = train_s0 + time.time() - t_start
         self.save_checkpoint()
         if self.rank == 0:
             if ended in ("interrupted", "paused"):
