@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+ITERATIONS = 20  # past the first point where DDP ranks agree on stopping and on the clock
 
 
 def _free_port() -> int:
@@ -27,13 +28,16 @@ def _free_port() -> int:
 def _overrides(data: tuple[Path, Path], out: Path, name: str) -> list[str]:
     train, val = data
     # Two scales (DDP with unused tails), validation mid-run on rank 0 only
-    # while rank 1 waits, gradient clipping after the all-reduce.
+    # while rank 1 waits, gradient clipping after the all-reduce, and a cosine on the
+    # time clock: past STOP_CHECK_EVERY iterations, the ranks must share rank 0's clock
+    # (or their learning rates, and so their parameters, drift apart).
     return [
         "model.name='ksr-fast'", "model.args={'width': 8, 'blocks': 1}",
         f"data.train_dirs={[str(train)]!r}", f"data.val_dirs={[str(val)]!r}", "data.scales=[2, 3]",
         "data.patch_size=8", "data.batch_size=4", "data.scale_aug=[1.0]",
         "optim.lr=1e-3", "optim.schedule='cosine'", "optim.grad_clip=0.5",
-        "iterations=5", "log_every=1", "val_every=2", "ckpt_every=0", "seed=3",
+        "optim.clock='time'", "max_minutes=10",
+        f"iterations={ITERATIONS}", "log_every=1", "val_every=2", "ckpt_every=0", "seed=3",
         f"out_dir={str(out)!r}", f"name={name!r}", "progress=False",
     ]
 
@@ -83,7 +87,7 @@ def test_two_process_ddp_matches_single_process(tmp_path) -> None:
     # Each rank trained on its own half of the same global batch.
     b0 = json.loads((tmp_path / "ranks" / "batches0.json").read_text())
     b1 = json.loads((tmp_path / "ranks" / "batches1.json").read_text())
-    assert len(b0) == len(b1) == len(single_batches) == 5
+    assert len(b0) == len(b1) == len(single_batches) == ITERATIONS
     for it, full in enumerate(single_batches):
         assert len(b0[it]) == len(b1[it]) == 2
         assert b0[it] + b1[it] == full, f"iteration {it}: ranks' slices are not the global batch"
@@ -99,10 +103,12 @@ def test_two_process_ddp_matches_single_process(tmp_path) -> None:
         rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
         return [r["loss"] for r in rows if r["kind"] == "train"]
     ddp_losses, single_losses = losses(tmp_path / "ddp"), losses(tmp_path / "single")
-    assert len(ddp_losses) == 5
+    assert len(ddp_losses) == ITERATIONS
     assert all(abs(a - b) <= 1e-5 * max(1.0, abs(b)) for a, b in zip(ddp_losses, single_losses))
     assert (tmp_path / "ddp" / "final.safetensors").exists()
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()
+    for r in (0, 1):
+        assert json.loads((tmp_path / "ranks" / f"clock{r}.json").read_text()) == 0.25
 
 
 def _worker(overrides_json: str, out: str) -> None:
@@ -119,6 +125,9 @@ def _worker(overrides_json: str, out: str) -> None:
     trainer.fit()
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / f"batches{trainer.rank}.json").write_text(json.dumps(batches))
+    # The training clock every rank uses is rank 0's (0.25 there, 0.75 on rank 1).
+    (Path(out) / f"clock{trainer.rank}.json").write_text(
+        json.dumps(trainer._from_rank0(0.25 + 0.5 * trainer.rank)))
     state = {k: v.detach().contiguous() for k, v in trainer.model.state_dict().items()}
     save_file(state, str(Path(out) / f"rank{trainer.rank}.safetensors"))
     dist.destroy_process_group()
