@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import kakudai
 from kakudai.train.config import TrainConfig, load_config
-from kakudai.train.trainer import Trainer, lr_at
+from kakudai.train.trainer import Trainer, ema_decay, lr_at
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -238,3 +238,18 @@ def test_training_with_detail_sampling(tiny_data, tmp_path) -> None:
     Trainer(cfg).fit()
     losses = _train_losses(tmp_path / "run")
     assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
+
+
+def test_ema_warmup_follows_the_recent_weights(tiny_data, tmp_path) -> None:
+    o = load_config(None, ["optim.ema=0.999", "optim.ema_warmup=true"]).optim
+    assert ema_decay(0, o) == pytest.approx(0.1) and ema_decay(10**6, o) == 0.999
+    assert ema_decay(0, load_config(None, ["optim.ema=0.999"]).optim) == 0.999
+
+    def ema_gap(warmup: bool) -> float:
+        cfg = _resume_config(tiny_data, tmp_path, f"warmup_{warmup}")
+        cfg.optim.ema, cfg.optim.ema_warmup = 0.999, warmup
+        t = Trainer(cfg)
+        t.fit()
+        return max(float((a - b).abs().max()) for a, b in zip(t.ema.state_dict().values(), t.model.state_dict().values()))
+    # After 8 steps, the ramped EMA sits near the trained weights; the plain one near the start.
+    assert ema_gap(True) < 0.5 * ema_gap(False)

@@ -66,6 +66,10 @@ class OptimConfig:
     loss: str = "l1"  # l1 | l2 | charbonnier
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay of weights (e.g. 0.999); 0 = off
+    # Ramp the EMA decay as min(ema, (1 + it) / (10 + it)): without it, the EMA of a
+    # short run from a random start still holds 0.999^1000 = 37% of the initial weights
+    # at iteration 1,000 (a RED10 denoiser validated 23.1 dB there, its raw weights 29.2).
+    ema_warmup: bool = False
     # Learning-rate multiplier per parameter-name prefix ({body = 0.1}); 0 freezes them.
     lr_mult: dict[str, float] = field(default_factory=dict)
 

@@ -71,6 +71,11 @@ def lr_at(it: int, cfg, time_frac: float = 0.0) -> float:
     raise ValueError(f"unknown schedule {o.schedule!r}")
 
 
+def ema_decay(it: int, o) -> float:
+    """EMA decay for the update after iteration ``it`` (0-based) of an OptimConfig."""
+    return min(o.ema, (1 + it) / (10 + it)) if o.ema_warmup else o.ema
+
+
 def resolve_data_path(p: str) -> str:
     """A data folder as given, or relative to the repository root if that exists.
 
@@ -388,9 +393,10 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
                 self.opt.step()
                 if self.ema is not None:
+                    step = 1.0 - ema_decay(self.it, cfg.optim)
                     with torch.no_grad():
                         for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                            pe.lerp_(pm, 1.0 - cfg.optim.ema)
+                            pe.lerp_(pm, step)
                 self.it += 1
                 loss_v = float(loss.detach())
                 if not math.isfinite(loss_v):
