@@ -91,6 +91,8 @@ def main() -> int:
         if train:
             card["iterations"] = train[-1]["it"]
             card["wall_hours"] = round(train[-1]["elapsed_s"] / 3600, 2)
+            if "cpu_s" in train[-1]:  # the training process's CPU time (all its threads)
+                card["cpu_hours"] = round(train[-1]["cpu_s"] / 3600, 2)
 
     for name, levels, anchors in TABLES[kind]:
         scores = []
@@ -120,7 +122,8 @@ def main() -> int:
     lines = [f"# {card['name']}", "", f"{kind} restoration, {card['arch']} {card['args']}, "
              f"{card['params'] / 1e3:.0f}K parameters.", ""]
     if "iterations" in card:
-        lines += [f"Trained {card['iterations']} iterations ({card.get('wall_hours')} h wall) on the 291 "
+        cpu = f", {card['cpu_hours']} CPU-hours" if "cpu_hours" in card else ""
+        lines += [f"Trained {card['iterations']} iterations ({card.get('wall_hours')} h wall{cpu}) on the 291 "
                   f"images (T91 + BSD200) with `{card.get('config', {}).get('name', '')}`.", ""]
     for e in card["eval"]:
         lv = [s["level"] for s in e["scores"]]

@@ -173,15 +173,13 @@ class TrainPairs:
         for n, i in enumerate(idx):
             hr, lr = pairs[i]
             mine = start <= n < stop
-            y = x = 0
-            best = -1.0
-            for _ in range(max(1, candidates)):
-                cy = int(rng.integers(0, lr.shape[0] - lr_patch + 1))
-                cx = int(rng.integers(0, lr.shape[1] - lr_patch + 1))
-                # One candidate: no need to measure it (same draws as uniform sampling).
-                sd = float(lr[cy:cy + lr_patch, cx:cx + lr_patch].std()) if candidates > 1 and mine else 0.0
-                if sd > best:
-                    y, x, best = cy, cx, sd
+            pos = [(int(rng.integers(0, lr.shape[0] - lr_patch + 1)),
+                    int(rng.integers(0, lr.shape[1] - lr_patch + 1))) for _ in range(max(1, candidates))]
+            y, x = pos[0]
+            if len(pos) > 1 and mine:  # one candidate needs no measuring (same draws as uniform)
+                # All candidates' standard deviations in one call; argmax keeps the first best.
+                win = np.stack([lr[cy:cy + lr_patch, cx:cx + lr_patch] for cy, cx in pos])
+                y, x = pos[int(np.argmax(win.reshape(len(pos), -1).std(axis=1)))]
             k, flip = (int(rng.integers(0, 4)), bool(rng.integers(0, 2))) if augment else (0, False)
             if not mine:
                 continue
