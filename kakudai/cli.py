@@ -7,32 +7,14 @@ import sys
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train.config import load_config
+    from .train.config import load_config, load_run_config
     from .train.trainer import Trainer
 
     if args.resume:
-        import json
-        from pathlib import Path
-        from .train.config import _from_dict, TrainConfig
-        cfg_path = Path(args.resume) / "config.json"
-        cfg = _from_dict(TrainConfig, json.loads(cfg_path.read_text()))
-        if args.set:
-            from .train.config import config_to_dict, load_config as _lc  # noqa: F401
-            import tempfile, tomllib  # noqa: E401,F401
-            data = config_to_dict(cfg)
-            for item in args.set:
-                key, value = item.split("=", 1)
-                node = data
-                parts = key.split(".")
-                for p in parts[:-1]:
-                    node = node[p]
-                from .train.config import _parse_value
-                node[parts[-1]] = _parse_value(value)
-            cfg = _from_dict(TrainConfig, data)
+        cfg = load_run_config(args.resume, args.set)
         trainer = Trainer(cfg, resume=args.resume)
     else:
-        cfg = load_config(args.config, args.set)
-        trainer = Trainer(cfg)
+        trainer = Trainer(load_config(args.config, args.set))
     run = trainer.fit()
     if trainer.rank == 0:
         print(f"run directory: {run}")

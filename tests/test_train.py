@@ -142,6 +142,22 @@ def test_resume_is_bit_exact(tiny_data, tmp_path) -> None:
     assert st_part["train_s"] > first.train_s
 
 
+def test_time_budget_counts_training_time_before_a_resume(tiny_data, tmp_path) -> None:
+    # max_minutes is the run's budget, not each session's: a run resumed with its
+    # budget spent stops after one step instead of starting the budget again.
+    first = Trainer(_resume_config(tiny_data, tmp_path, "budget"))
+    first.fit(steps=4)
+    state_path = first.run_dir / "last" / "state.pt"
+    state = torch.load(state_path, weights_only=True)
+    state["train_s"] = 120.0  # two minutes already spent
+    torch.save(state, state_path)
+    cfg = _resume_config(tiny_data, tmp_path, "budget")
+    cfg.max_minutes = 1.0
+    second = Trainer(cfg, resume=first.run_dir)
+    second.fit()
+    assert second.it == 5
+
+
 def test_ctrl_c_saves_a_resume_point_and_cli_resume_finishes(tiny_data, tmp_path, monkeypatch) -> None:
     full = Trainer(_resume_config(tiny_data, tmp_path, "full")).fit()
 

@@ -88,7 +88,7 @@ class TrainConfig:
     name: str = ""  # run directory name; default: the config file's stem
     init_from: str = ""  # weights to start from (fine-tuning / warm restart); non-matching tensors are skipped
     threads: int = 0  # torch intra-op threads; 0 = torch's default
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time, resumes included; 0 = no limit
     progress: bool = True
 
 
@@ -116,18 +116,12 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a TOML config (or the defaults) and apply ``key=value`` overrides.
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key=value`` overrides to a config dict in place (and return it).
 
     Keys are dotted (``optim.lr=1e-3``, ``model.args.width=64``); values are
     Python/TOML literals (``[2,3,4]``, ``true``, ``"name"``) or bare strings.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-        if not data.get("name"):
-            data["name"] = Path(path).stem
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"--set expects key=value, got {item!r}")
@@ -137,7 +131,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = _parse_value(value.strip())
-    return _from_dict(TrainConfig, data)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (or the defaults) and apply ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        if not data.get("name"):
+            data["name"] = Path(path).stem
+    return _from_dict(TrainConfig, apply_overrides(data, overrides))
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The resolved config a run saved (``RUN/config.json``), with overrides applied."""
+    data = json.loads((Path(run_dir) / "config.json").read_text())
+    return _from_dict(TrainConfig, apply_overrides(data, overrides))
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -427,11 +427,13 @@ class Trainer:
                 # extra all-reduce each step cost a small model a few % of its DDP step time.
                 if self.world > 1 and self.it % STOP_CHECK_EVERY:
                     continue
-                over = bool(cfg.max_minutes) and time.time() - t_start > cfg.max_minutes * 60
+                # The budget is the run's training time, resumes included: a resumed
+                # run finishes its budget rather than starting a new one.
+                used = (train_s0 + time.time() - t_start) / (cfg.max_minutes * 60 or 1)
+                over = bool(cfg.max_minutes) and used > 1
                 if cfg.optim.clock == "time" and cfg.max_minutes:
                     # Rank 0's clock for everyone: ranks must use the same learning rate.
-                    self.time_frac = self._from_rank0(
-                        (train_s0 + time.time() - t_start) / (cfg.max_minutes * 60))
+                    self.time_frac = self._from_rank0(used)
                 if self._all_ranks_any(over or self._stop):
                     ended = "interrupted" if self._all_ranks_any(self._stop) else "time"
                     if ended == "time" and self.rank == 0:
