@@ -32,6 +32,16 @@ from kakudai.evaluation import evaluate_folder  # noqa: E402
 from kakudai.infer.upscale import super_resolve  # noqa: E402
 
 
+def _across_resumes(rows: list[dict], key: str) -> float:
+    """Total of a per-process clock in log rows: it restarts at every --resume."""
+    total, prev = 0.0, 0.0
+    for r in rows:
+        if r[key] < prev:
+            total += prev
+        prev = r[key]
+    return total + prev
+
+
 def run_facts(run_dir: Path) -> dict:
     """Iterations, wall time and config from a run directory's log and config."""
     facts: dict = {}
@@ -43,14 +53,10 @@ def run_facts(run_dir: Path) -> dict:
         rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         train = [r for r in rows if r.get("kind") == "train"]
         if train:
-            # elapsed_s restarts at every --resume: add up the segments.
-            wall, prev = 0.0, 0.0
-            for r in train:
-                if r["elapsed_s"] < prev:
-                    wall += prev
-                prev = r["elapsed_s"]
             facts["iterations"] = train[-1]["it"]
-            facts["wall_hours"] = round((wall + prev) / 3600, 3)
+            facts["wall_hours"] = round(_across_resumes(train, "elapsed_s") / 3600, 3)
+            if all("cpu_s" in r for r in train):  # the process's CPU time, all its threads
+                facts["cpu_hours"] = round(_across_resumes(train, "cpu_s") / 3600, 3)
             facts["patches_per_s_last"] = round(train[-1]["patches_per_s"], 1)
         val = [r for r in rows if r.get("kind") == "val"]
         if val:
@@ -63,8 +69,11 @@ def training_summary(run_dirs: list[Path], threads: int) -> dict:
     wall and CPU hours, each run's facts, and the last run's resolved config."""
     runs = [run_facts(r) for r in run_dirs]
     wall = sum(r.get("wall_hours", 0.0) for r in runs)
+    # Measured CPU time where every run logged it (session 5 on), else wall x cores.
+    measured = all("cpu_hours" in r for r in runs)
+    cpu = sum(r["cpu_hours"] for r in runs) if measured else wall * threads
     return {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),
-            "cpu_hours": round(wall * threads, 3),
+            "cpu_hours": round(cpu, 3),
             "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
             "config": runs[-1].get("config", {}) if runs else {}}
 

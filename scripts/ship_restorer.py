@@ -35,6 +35,7 @@ from kakudai.evaluation import evaluate_denoise, evaluate_jpeg  # noqa: E402
 from kakudai.infer.restore import (BLIND_QUALITY, MAX_SIGMA, NOISE_LEVEL_QUALITY, RESTORERS,  # noqa: E402
                                    restore, restore_array, weights_path)
 from kakudai.ops.metrics import psnr  # noqa: E402
+from ship_model import training_summary  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 # (dataset, levels, published anchors) per kind: BM3D / DnCNN, ARCNN / DnCNN-3 (dB).
 TABLES = {
@@ -82,17 +83,11 @@ def main() -> int:
     card: dict = {"name": RESTORERS[kind], "kind": kind, "arch": model.arch, "args": model.arch_args,
                   "params": sum(p.numel() for p in model.parameters()), "note": args.note, "eval": []}
     if args.run_dir:
-        run = Path(args.run_dir)
-        if (run / "config.json").exists():
-            card["config"] = json.loads((run / "config.json").read_text())
-        rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()] \
-            if (run / "log.jsonl").exists() else []
-        train = [r for r in rows if r.get("kind") == "train"]
-        if train:
-            card["iterations"] = train[-1]["it"]
-            card["wall_hours"] = round(train[-1]["elapsed_s"] / 3600, 2)
-            if "cpu_s" in train[-1]:  # the training process's CPU time (all its threads)
-                card["cpu_hours"] = round(train[-1]["cpu_s"] / 3600, 2)
+        summary = training_summary([Path(args.run_dir)], threads=1)
+        card["config"] = summary["config"]
+        for k in ("iterations", "wall_hours", "cpu_hours"):
+            if summary.get(k):
+                card[k] = summary[k]
 
     for name, levels, anchors in TABLES[kind]:
         scores = []

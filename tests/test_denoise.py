@@ -138,6 +138,21 @@ def test_degrade_batch_noise_statistics_and_gray_patches() -> None:
     assert np.allclose(to_gray(np.full((3, 2, 2), 0.5, np.float32)), 0.5, atol=1e-6)
 
 
+def test_jpeg_quality_power_skews_the_level_map_towards_low_quality() -> None:
+    hr = torch.full((400, 1, 8, 8), 0.5)
+
+    def qualities(power: float) -> np.ndarray:
+        cfg = _cfg(jpeg_quality=[10, 95], jpeg_prob=1.0, jpeg_quality_power=power)
+        x, _ = degrade_batch(hr, np.random.default_rng(3), cfg, 1, level_map=True)
+        return np.rint(100 - x[:, 1, 0, 0].numpy() * 100)  # jpeg_level = (100 - q) / 100
+
+    flat, skewed = qualities(1.0), qualities(2.0)
+    assert flat.min() >= 10 and flat.max() <= 95 and skewed.min() >= 10 and skewed.max() <= 95
+    # P(q <= 40): 31/86 = 0.36 uniform, sqrt(31/86) = 0.60 with power 2.
+    assert abs((flat <= 40).mean() - 0.36) < 0.07
+    assert abs((skewed <= 40).mean() - 0.60) < 0.07
+
+
 # ------------------------------------------------------------------ model + pipeline
 @pytest.mark.parametrize("kw", [{}, {"level_map": True}, {"unshuffle": 2, "level_map": True},
                                 {"unshuffle": 3, "channels": 1}])

@@ -162,7 +162,11 @@ def _degrade_one(clean: np.ndarray, rng: np.random.Generator, cfg: Any, kind: st
         qlo, qhi = int(cfg.jpeg_quality[0]), int(cfg.jpeg_quality[1])
         if not 1 <= qlo <= qhi <= 100:
             raise ValueError(f"data.jpeg_quality must be 1 <= lo <= hi <= 100, got {cfg.jpeg_quality}")
-        q_map = int(rng.integers(qlo, qhi + 1))
+        power = float(getattr(cfg, "jpeg_quality_power", 1.0))
+        if power == 1.0:
+            q_map = int(rng.integers(qlo, qhi + 1))
+        else:  # skewed towards lo (the strong artifacts), every quality still drawn
+            q_map = qlo + int((qhi + 1 - qlo) * float(rng.random()) ** power)
         level = jpeg_level(q_map)
         if rng.random() < float(cfg.jpeg_prob):
             top = max(q_map, JPEG_MAX_QUALITY)
@@ -195,7 +199,8 @@ def degrade_batch(hr: torch.Tensor, rng: np.random.Generator, cfg: Any, channels
 
     Per patch: with probability ``noise_gray_prob`` (RGB models) the patch is
     made gray (R = G = B, gray noise, gray JPEG); noise sigma ~ U(noise_sigma);
-    JPEG with probability ``jpeg_prob`` at a quality ~ U{jpeg_quality}, twice
+    JPEG with probability ``jpeg_prob`` at a quality ~ U{jpeg_quality} (skewed to
+    low qualities by ``jpeg_quality_power``), twice
     on a shifted grid with probability ``jpeg_double_prob``. Level-map models
     see a weaker real degradation than the map in LEVEL_SLACK_PROB of patches.
     """

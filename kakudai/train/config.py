@@ -38,6 +38,8 @@ class DataConfig:
     noise_gray_prob: float = 0.0  # fraction of patches made gray (gray noise)
     jpeg_quality: list[int] = field(default_factory=lambda: [0, 0])  # uniform range; 0 = no JPEG
     jpeg_prob: float = 0.0  # fraction of patches JPEG-compressed
+    # >1 draws low qualities more often: q = lo + (hi - lo) * u**power, u ~ U(0, 1)
+    jpeg_quality_power: float = 1.0
     jpeg_double_prob: float = 0.0  # of those, fraction compressed twice on a shifted grid
     # [lo, hi]: a random scale in [lo, hi] per batch (arbitrary-scale models); scales
     # are then the validation scales. Empty = the fixed scales above.
