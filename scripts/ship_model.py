@@ -55,7 +55,8 @@ def run_facts(run_dir: Path) -> dict:
         if train:
             facts["iterations"] = train[-1]["it"]
             facts["wall_hours"] = round(_across_resumes(train, "elapsed_s") / 3600, 3)
-            if all("cpu_s" in r for r in train):  # the process's CPU time, all its threads
+            # CPU time of all ranks and threads (logs with "ranks"; older logs had rank 0's only)
+            if all("ranks" in r for r in train):
                 facts["cpu_hours"] = round(_across_resumes(train, "cpu_s") / 3600, 3)
             facts["patches_per_s_last"] = round(train[-1]["patches_per_s"], 1)
         val = [r for r in rows if r.get("kind") == "val"]

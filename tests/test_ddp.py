@@ -106,6 +106,12 @@ def test_two_process_ddp_matches_single_process(tmp_path) -> None:
     assert len(ddp_losses) == ITERATIONS
     assert all(abs(a - b) <= 1e-5 * max(1.0, abs(b)) for a, b in zip(ddp_losses, single_losses))
     assert (tmp_path / "ddp" / "final.safetensors").exists()
+    # The CPU time logged is both ranks' (what a model card reports as CPU-hours).
+    last = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
+            if '"train"' in x][-1]
+    single_last = [json.loads(x) for x in (tmp_path / "single" / "log.jsonl").read_text().splitlines()
+                    if '"train"' in x][-1]
+    assert last["ranks"] == 2 and single_last["ranks"] == 1 and last["cpu_s"] > 0
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()
     for r in (0, 1):
         assert json.loads((tmp_path / "ranks" / f"clock{r}.json").read_text()) == 0.25

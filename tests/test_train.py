@@ -105,6 +105,19 @@ def test_multiscale_training_uses_every_tail(tiny_data, tmp_path) -> None:
     assert {"val_x2", "val_x3"} <= set(val)
 
 
+@pytest.mark.parametrize("name", ["espcn", "ksr", "srcnn"])
+def test_bf16_autocast_trains_and_keeps_float32_weights(name: str, tiny_data, tmp_path) -> None:
+    fp32 = Trainer(tiny_config(tiny_data, tmp_path, name, [2], "name='fp32'")).fit()
+    bf16 = Trainer(tiny_config(tiny_data, tmp_path, name, [2], "name='bf16'", "optim.amp='bf16'")).fit()
+    lf, lb = _train_losses(fp32), _train_losses(bf16)
+    assert np.mean(lb[-5:]) < 0.9 * np.mean(lb[:5]), lb
+    assert lf != lb  # the forward really ran in bfloat16
+    assert abs(lf[0] - lb[0]) < 0.05 * lf[0]  # ... and computed the same thing
+    assert all(t.dtype == torch.float32 for t in load_file(str(bf16 / "final.safetensors")).values())
+    with pytest.raises(ValueError, match="optim.amp"):
+        Trainer(tiny_config(tiny_data, tmp_path, name, [2], "optim.amp='fp16'"))
+
+
 def _resume_config(data, out: Path, name: str) -> TrainConfig:
     # Cosine schedule, EMA, gradient clipping and two scales: all of it state a
     # resume must restore.

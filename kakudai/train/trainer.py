@@ -144,6 +144,8 @@ class Trainer:
         self.rank, self.world = init_distributed()
         if cfg.data.batch_size % self.world:
             raise ValueError(f"batch_size {cfg.data.batch_size} not divisible by {self.world} ranks")
+        if cfg.optim.amp not in ("off", "bf16"):
+            raise ValueError(f"unknown optim.amp {cfg.optim.amp!r} (off | bf16)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) \
@@ -299,9 +301,10 @@ class Trainer:
     def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         if getattr(self.model, "pre_upsampled", False) and scale != 1:
             lr = imresize_torch(lr, scale=float(scale))
-        if getattr(self.model, "takes_scale", False):
-            return self.net(lr, scale=scale)
-        return self.net(lr)
+        kw = {"scale": scale} if getattr(self.model, "takes_scale", False) else {}
+        # Only the network runs under autocast: the pre-upsampling above stays float32.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
+            return self.net(lr, **kw).float()
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
@@ -414,9 +417,10 @@ class Trainer:
                     self._log({"it": self.it, "kind": "train", "loss": mean_loss,
                                "lr": lr_at(self.it - 1, cfg, self.time_frac), "patches_per_s": n_patches / dt,
                                "elapsed_s": time.time() - t_start,
-                               # CPU seconds of this process (all its threads): on a shared
-                               # machine, the compute a run really got.
-                               "cpu_s": time.process_time() - cpu_start})
+                               # CPU seconds of all ranks (all their threads) since this
+                               # process started: on a shared machine, the compute a run got.
+                               "cpu_s": self._mean_over_ranks(time.process_time() - cpu_start, 1) * self.world,
+                               "ranks": self.world})
                     t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
                 if cfg.val_every and self.it % cfg.val_every == 0 and self.rank == 0:
                     self._validate_and_keep_best(bar)
