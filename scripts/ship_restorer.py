@@ -112,8 +112,8 @@ def main() -> int:
         checks[f"blind (quality {BLIND_QUALITY})"] = jpeg_level(BLIND_QUALITY)
     card["clean_kodak24"] = {k: round(clean_psnr(model, bench / "Kodak24", v), 3) for k, v in checks.items()}
     print("clean Kodak24:", card["clean_kodak24"], flush=True)
-    shipped = weights_path(kind).with_suffix(".json")
     if args.reuse_time:
+        shipped = weights_path(kind).with_suffix(".json")
         prev = json.loads(shipped.read_text()) if shipped.exists() else {}
         if (prev.get("arch"), prev.get("args")) != (card["arch"], card["args"]):
             raise SystemExit(f"--reuse-time: {shipped} is not the same architecture")

@@ -350,13 +350,18 @@ class Trainer:
         dist.broadcast(t, src=0)
         return float(t.item())
 
+    def _sum_over_ranks(self, *values: float) -> list[float]:
+        """Each value summed over all ranks."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
     def _mean_over_ranks(self, total: float, count: int) -> float:
         """Mean of a per-rank running sum, over all ranks (each rank sees only its slice)."""
-        if self.world == 1:
-            return total / max(count, 1)
-        t = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return float(t[0] / t[1].clamp(min=1))
+        total, count = self._sum_over_ranks(total, float(count))
+        return total / max(count, 1)
 
     def fit(self, steps: int | None = None) -> Path:
         """Train until ``cfg.iterations`` (or for at most ``steps`` more iterations,
@@ -418,8 +423,8 @@ class Trainer:
                                "lr": lr_at(self.it - 1, cfg, self.time_frac), "patches_per_s": n_patches / dt,
                                "elapsed_s": time.time() - t_start,
                                # CPU seconds of all ranks (all their threads) since this
-                               # process started: on a shared machine, the compute a run got.
-                               "cpu_s": self._mean_over_ranks(time.process_time() - cpu_start, 1) * self.world,
+                               # session started: on a shared machine, the compute a run got.
+                               "cpu_s": self._sum_over_ranks(time.process_time() - cpu_start)[0],
                                "ranks": self.world})
                     t_log, n_patches, loss_acc, loss_n = time.time(), 0, 0.0, 0
                 if cfg.val_every and self.it % cfg.val_every == 0 and self.rank == 0:
