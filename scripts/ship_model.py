@@ -44,7 +44,7 @@ def _across_resumes(rows: list[dict], key: str) -> float:
 
 def run_facts(run_dir: Path) -> dict:
     """Iterations, wall time and config from a run directory's log and config."""
-    facts: dict = {}
+    facts: dict = {"name": run_dir.name}
     cfg = run_dir / "config.json"
     if cfg.exists():
         facts["config"] = json.loads(cfg.read_text())

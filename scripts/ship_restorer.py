@@ -70,7 +70,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights")
     ap.add_argument("--kind", choices=sorted(RESTORERS), required=True)
-    ap.add_argument("--run-dir", default=None, help="the training run (config.json, log.jsonl)")
+    ap.add_argument("--run-dir", type=Path, action="append", default=[],
+                    help="the training runs behind the weights (config.json, log.jsonl); repeat for "
+                         "warm restarts, oldest first, so that the card adds up their time")
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
     ap.add_argument("--note", default="")
     ap.add_argument("--out-dir", default=None, help="where to write (default: kakudai/weights)")
@@ -86,9 +88,9 @@ def main() -> int:
     card: dict = {"name": RESTORERS[kind], "kind": kind, "arch": model.arch, "args": model.arch_args,
                   "params": sum(p.numel() for p in model.parameters()), "note": args.note, "eval": []}
     if args.run_dir:
-        summary = training_summary([Path(args.run_dir)], threads=1)
+        summary = training_summary(args.run_dir, threads=1)
         card["config"] = summary["config"]
-        for k in ("iterations", "wall_hours", "cpu_hours"):
+        for k in ("iterations", "wall_hours", "cpu_hours", "runs"):
             if summary.get(k):
                 card[k] = summary[k]
 
@@ -129,8 +131,12 @@ def main() -> int:
              f"{card['params'] / 1e3:.0f}K parameters.", ""]
     if "iterations" in card:
         cpu = f", {card['cpu_hours']} CPU-hours" if "cpu_hours" in card else ""
+        runs = card.get("runs", [])
+        names = " then ".join(f"`{r.get('name', '?')}`" for r in runs) if len(runs) > 1 else \
+            f"`{card.get('config', {}).get('name', '')}`"
+        warm = f" ({len(runs)} runs, each a warm restart of the one before)" if len(runs) > 1 else ""
         lines += [f"Trained {card['iterations']} iterations ({card.get('wall_hours')} h wall{cpu}) on the 291 "
-                  f"images (T91 + BSD200) with `{card.get('config', {}).get('name', '')}`.", ""]
+                  f"images (T91 + BSD200) with {names}{warm}.", ""]
     for e in card["eval"]:
         lv = [s["level"] for s in e["scores"]]
         lines += [f"## {e['set']} (PSNR dB, `kakudai eval --task {'denoise --sigma' if kind == 'noise' else 'jpeg --quality'} L`)",
