@@ -1,12 +1,13 @@
 """Ship a trained restoration model (noise or JPEG) into the package with a model card.
 
     python scripts/ship_restorer.py /work/runs/rednet-noise/best.safetensors --kind noise \
-        --run-dir /work/runs/rednet-noise [--bench ../shared/data/bench] [--note TEXT]
+        --run-dir /work/runs/rednet-noise [--gray] [--bench ../shared/data/bench] [--note TEXT]
 
 Writes ``kakudai/weights/rednet-{noise,jpeg}.safetensors`` (metadata: arch,
 args, card facts) and the card ``rednet-KIND.json`` / ``.md``, with exactly
 what ``kakudai eval --task denoise|jpeg`` measures on the acceptance sets
-(issue 7): noise: Kodak24 and Set12 at sigma 15/25/50; JPEG: Classic5 at
+(issue 7): noise: Kodak24 and Set12 at sigma 15/25/50 (``--gray``: the gray
+companion ``rednet-noise-gray``, scored on Set12 only); JPEG: Classic5 at
 quality 10/20/30/40; both: PSNR of restore(clean) vs clean on Kodak24 at the
 lightest, a middle and the blind level (the "must not smear clean photos" check),
 and the time to restore a 1920x1080 RGB image.
@@ -32,8 +33,8 @@ from kakudai.data.datasets import list_images  # noqa: E402
 from kakudai.data.degrade import jpeg_level, noise_level  # noqa: E402
 from kakudai.data.io import read_image_uint8  # noqa: E402
 from kakudai.evaluation import evaluate_denoise, evaluate_jpeg  # noqa: E402
-from kakudai.infer.restore import (BLIND_QUALITY, MAX_SIGMA, NOISE_LEVEL_QUALITY, RESTORERS,  # noqa: E402
-                                   restore, restore_array, weights_path)
+from kakudai.infer.restore import (BLIND_QUALITY, GRAY_COMPANIONS, MAX_SIGMA,  # noqa: E402
+                                   NOISE_LEVEL_QUALITY, RESTORERS, restore, restore_array, weights_path)
 from kakudai.ops.metrics import psnr  # noqa: E402
 from ship_model import training_summary  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
@@ -44,6 +45,7 @@ TABLES = {
     "jpeg": [("Classic5", [10, 20, 30, 40], {"ARCNN": [29.03, 31.15, 32.51, 33.32],
                                               "DnCNN-3": [29.40, 31.63, 32.91, 33.77]})],
 }
+GRAY_SETS = {"Set12", "Classic5"}  # the sets a gray companion is scored on
 
 
 def clean_psnr(model: torch.nn.Module, folder: Path, level: float) -> float:
@@ -55,8 +57,9 @@ def clean_psnr(model: torch.nn.Module, folder: Path, level: float) -> float:
     return float(np.mean(vals))
 
 
-def time_1080p(model: torch.nn.Module, level: float, repeat: int = 3) -> float:
-    x = torch.rand(1, 3, 1080, 1920)
+def time_1080p(model: torch.nn.Module, level: float, channels: int = 3, repeat: int = 3) -> float:
+    """Median seconds to restore a random 1920x1080 image of ``channels`` (tiled, uint8 out)."""
+    x = torch.rand(1, channels, 1080, 1920)
     restore(model, x[:, :, :256, :256], level)  # warm-up
     ts = []
     for _ in range(repeat):
@@ -74,18 +77,23 @@ def main() -> int:
                     help="the training runs behind the weights (config.json, log.jsonl); repeat for "
                          "warm restarts, oldest first, so that the card adds up their time")
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
+    ap.add_argument("--gray", action="store_true",
+                    help="ship the kind's gray companion (a 1-channel model; gray images go to it)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out-dir", default=None, help="where to write (default: kakudai/weights)")
     ap.add_argument("--reuse-time", action="store_true",
                     help="keep the shipped card's 1080p time (same architecture required): "
                          "for re-shipping a fine-tuned model while the machine is busy")
     args = ap.parse_args()
-    kind, bench = args.kind, Path(args.bench)
+    kind, bench, gray = args.kind, Path(args.bench), args.gray
     model = load_weights_file(args.weights)
     if not getattr(model, "level_map", False):
         raise SystemExit("expected a level-map restoration model (REDNet(level_map=True))")
+    if gray and (kind not in GRAY_COMPANIONS or int(getattr(model, "channels", 3)) != 1):
+        raise SystemExit(f"--gray needs a 1-channel model of a kind with a gray companion ({', '.join(GRAY_COMPANIONS)})")
+    dest = weights_path(kind, gray=gray)
 
-    card: dict = {"name": RESTORERS[kind], "kind": kind, "arch": model.arch, "args": model.arch_args,
+    card: dict = {"name": dest.stem, "kind": kind, "arch": model.arch, "args": model.arch_args,
                   "params": sum(p.numel() for p in model.parameters()), "note": args.note, "eval": []}
     if args.run_dir:
         summary = training_summary(args.run_dir, threads=1)
@@ -94,7 +102,7 @@ def main() -> int:
             if summary.get(k):
                 card[k] = summary[k]
 
-    for name, levels, anchors in TABLES[kind]:
+    for name, levels, anchors in [t for t in TABLES[kind] if not gray or t[0] in GRAY_SETS]:
         scores = []
         for lv in levels:
             r = (evaluate_denoise(model, bench / name, lv, with_ssim=False) if kind == "noise"
@@ -114,20 +122,22 @@ def main() -> int:
         checks[f"blind (quality {BLIND_QUALITY})"] = jpeg_level(BLIND_QUALITY)
     card["clean_kodak24"] = {k: round(clean_psnr(model, bench / "Kodak24", v), 3) for k, v in checks.items()}
     print("clean Kodak24:", card["clean_kodak24"], flush=True)
+    timed = "seconds_1080p_gray" if gray else "seconds_1080p_rgb"
     if args.reuse_time:
-        shipped = weights_path(kind).with_suffix(".json")
+        shipped = dest.with_suffix(".json")
         prev = json.loads(shipped.read_text()) if shipped.exists() else {}
         if (prev.get("arch"), prev.get("args")) != (card["arch"], card["args"]):
             raise SystemExit(f"--reuse-time: {shipped} is not the same architecture")
-        card["seconds_1080p_rgb"] = prev["seconds_1080p_rgb"]
+        card[timed] = prev[timed]
         card["time_note"] = "1080p time of the same architecture, from the previous card"
     else:
-        card["seconds_1080p_rgb"] = round(time_1080p(model, next(iter(checks.values()))), 2)
+        card[timed] = round(time_1080p(model, next(iter(checks.values())), 1 if gray else 3), 2)
 
-    out = weights_path(kind) if args.out_dir is None else Path(args.out_dir) / weights_path(kind).name
+    out = dest if args.out_dir is None else Path(args.out_dir) / dest.name
     save_model(model, out, extra={"card": {k: v for k, v in card.items() if k != "config"}})
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    lines = [f"# {card['name']}", "", f"{kind} restoration, {card['arch']} {card['args']}, "
+    lines = [f"# {card['name']}", "", f"{kind} restoration{' of gray images' if gray else ''}, "
+             f"{card['arch']} {card['args']}, "
              f"{card['params'] / 1e3:.0f}K parameters.", ""]
     if "iterations" in card:
         cpu = f", {card['cpu_hours']} CPU-hours" if "cpu_hours" in card else ""
@@ -149,7 +159,7 @@ def main() -> int:
     lines += ["## Clean input (Kodak24, PSNR of restore(clean) vs clean)", ""]
     lines += [f"- {k}: {v:.2f} dB" for k, v in card["clean_kodak24"].items()]
     reused = f" ({card['time_note']})" if "time_note" in card else ""
-    lines += ["", f"1920x1080 RGB: {card['seconds_1080p_rgb']} s on this machine{reused}.", ""]
+    lines += ["", f"1920x1080 {'gray' if gray else 'RGB'}: {card[timed]} s on this machine{reused}.", ""]
     if args.note:
         lines += [args.note, ""]
     out.with_suffix(".md").write_text("\n".join(lines))

@@ -18,8 +18,9 @@ from kakudai.cli import main
 from kakudai.data.degrade import (add_gaussian_noise, degrade_batch, double_jpeg, jpeg_level,
                                   jpeg_roundtrip, noise_level, restore_kind, to_gray)
 from kakudai.evaluation import evaluate_denoise, evaluate_jpeg
-from kakudai.infer.restore import (BLIND_QUALITY, NOISE_LEVEL_QUALITY, RESTORERS, Denoiser,
-                                   denoise_settings, restore, restore_array, weights_path)
+from kakudai.infer.restore import (BLIND_QUALITY, GRAY_COMPANIONS, NOISE_LEVEL_QUALITY, RESTORERS,
+                                   Denoiser, denoise_settings, load_restorer, restore, restore_array,
+                                   weights_path)
 from kakudai.train.config import DataConfig, load_config
 
 
@@ -195,6 +196,16 @@ def test_restore_gray_model_cleans_each_colour_channel() -> None:
     assert torch.allclose(restore(m, x, 0.2), per_channel, atol=1e-6)
 
 
+def test_rednet_to_gray_computes_what_the_rgb_model_does_on_gray() -> None:
+    m = _tiny_rednet(level_map=True)
+    g = m.to_gray()
+    assert g.channels == 1 and g.level_map and g.arch_args["channels"] == 1
+    x = torch.rand(2, 1, 15, 12)
+    assert torch.allclose(restore(g, x, 0.1), restore(m, x, 0.1), atol=1e-6)
+    with pytest.raises(ValueError):
+        g.to_gray()
+
+
 def test_noise_level_mapping() -> None:
     levels = [denoise_settings(noise_level=n) for n in range(4)]
     assert all(kind == "jpeg" for kind, _, _ in levels)
@@ -330,6 +341,29 @@ def test_upscale_with_denoise_goes_through_the_api(no_weights: Path) -> None:
     pil = kakudai.denoise(Image.fromarray(img).convert("RGBA"), noise_level=0)
     assert pil.mode == "RGBA" and pil.size == (24, 20)
     assert Denoiser(jpeg=True).level == pytest.approx(jpeg_level(BLIND_QUALITY))
+
+
+def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights: Path) -> None:
+    rgb, gray = _tiny_rednet(level_map=True), _tiny_rednet(channels=1, level_map=True)
+    ckpt.save_model(rgb, weights_path("noise"))
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:  # loading may re-lay the weights out
+        return torch.allclose(a, b, atol=1e-6)
+
+    x1, x3 = torch.rand(1, 1, 12, 14), torch.rand(1, 3, 12, 14)
+    alone = load_restorer("noise")
+    assert getattr(alone, "gray_companion", None) is None  # not shipped: the RGB model does gray too
+    assert close(restore(alone, x1, 0.1), restore(rgb, x1, 0.1))
+    ckpt.save_model(gray, weights_path("noise", gray=True))
+    assert weights_path("noise", gray=True).name == f"{GRAY_COMPANIONS['noise']}.safetensors"
+    pair = load_restorer("noise")
+    assert close(restore(pair, x1, 0.1), restore(gray, x1, 0.1))
+    assert close(restore(pair, x3, 0.1), restore(rgb, x3, 0.1))
+    assert not close(restore(pair, x1, 0.1), restore(rgb, x1, 0.1))
+    u8 = _texture(np.random.default_rng(3), 12, 14)[:, :, 0]
+    by_gray = restore_array(u8, gray, noise_level(10)).astype(int)
+    assert np.abs(kakudai.denoise(u8, sigma=10).astype(int) - by_gray).max() <= 1
+    # An explicit file is that model alone.
+    assert getattr(load_restorer("noise", str(weights_path("noise"))), "gray_companion", None) is None
 
 
 # ------------------------------------------------------------------ training

@@ -12,6 +12,7 @@ tiled output equals whole-image output). Input values may leave [0, 1]
 Shipped restoration weights and the user-facing strengths:
 
 * ``rednet-noise``: Gaussian noise; the level is ``sigma`` in 0-255 units.
+  Gray images go to ``rednet-noise-gray`` when it ships (:data:`GRAY_COMPANIONS`).
 * ``rednet-jpeg``: JPEG artifacts; the level is a JPEG quality (lower = stronger).
   ``--noise-level 0..3`` (waifu2x's meaning) maps to a quality through
   :data:`NOISE_LEVEL_QUALITY`.
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from ..data.degrade import jpeg_level, noise_level
 from .tiling import auto_tile_size, tiled_apply
 
-__all__ = ["restore", "restore_array", "load_restorer", "level_value", "denoise_settings", "Denoiser",
+__all__ = ["restore", "restore_array", "load_restorer", "for_channels", "level_value", "denoise_settings", "Denoiser",
            "NOISE_LEVEL_QUALITY", "RESTORERS", "BLIND_QUALITY", "MAX_SIGMA", "weights_path"]
 
 # waifu2x's noise levels (JPEG artifacts): 0 = light cleanup of good JPEGs
@@ -46,19 +47,30 @@ BLIND_QUALITY = 10  # the strongest trained JPEG level: "any quality from 10 up"
 MAX_SIGMA = 55.0  # the strongest trained noise level
 # Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
 RESTORERS = {"noise": "rednet-noise", "jpeg": "rednet-jpeg"}
+# Gray-only companions: with the shipped weights, gray images go to these when
+# they ship (DnCNN too has separate gray and colour models; see docs/denoise.md).
+GRAY_COMPANIONS = {"noise": "rednet-noise-gray"}
 # The recipe that trains each (see docs/denoise.md).
 CONFIGS = {"noise": "configs/rednet_denoise.toml", "jpeg": "configs/rednet_jpeg.toml"}
 
 
-def weights_path(kind: str):
-    """Where the shipped weights of restoration ``kind`` ("noise" / "jpeg") live."""
+def weights_path(kind: str, gray: bool = False):
+    """Where the shipped weights of restoration ``kind`` ("noise" / "jpeg") live (``gray``: its companion)."""
     from ..checkpoint import WEIGHTS_DIR
-    return WEIGHTS_DIR / f"{RESTORERS[kind]}.safetensors"
+    return WEIGHTS_DIR / f"{(GRAY_COMPANIONS if gray else RESTORERS)[kind]}.safetensors"
+
+
+def for_channels(model: nn.Module, channels: int) -> nn.Module:
+    """The network that restores a ``channels``-channel image: gray ones go to the gray companion."""
+    companion = getattr(model, "gray_companion", None)
+    return companion if channels == 1 and companion is not None else model
 
 
 def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
     """The restoration model for ``kind``: shipped weights, a .safetensors path, or a module.
 
+    The shipped model carries its gray companion, when that ships, as the
+    submodule ``gray_companion`` (:func:`restore` sends gray images to it).
     Raises :class:`kakudai.checkpoint.WeightsError` naming the missing file
     when the weights are not there (e.g. before the models are trained).
     """
@@ -73,7 +85,10 @@ def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Modul
             raise WeightsError(f"{path}: no such weights file (the {kind} model is not shipped yet; "
                                f"train it with {CONFIGS[kind]}, "
                                f"see docs/denoise.md)")
-        return load_weights_file(path)
+        net = load_weights_file(path)
+        if kind in GRAY_COMPANIONS and weights_path(kind, gray=True).exists():
+            net.gray_companion = load_weights_file(weights_path(kind, gray=True))
+        return net
     return load_weights_file(str(model))
 
 
@@ -171,7 +186,7 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     """
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
-    model.eval()
+    model = for_channels(model, x.shape[1]).eval()
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
     m = int(getattr(model, "pad_multiple", 1))
@@ -265,19 +280,6 @@ class Denoiser:
         net = load_restorer(self.kind, model)
         self.model = net.to(device) if device is not None else net
         self.tile, self.tta, self.tile_budget = tile, tta, tile_budget
-
-    def tiles_for(self, h: int, w: int) -> int:
-        """Number of tiles an h x w plane is cut into (for progress totals)."""
-        from .tiling import tile_grid
-        tile = self.tile
-        if tile == "auto":
-            tile = auto_tile_size(h, w, _bytes_per_pixel(self.model, self.tta), self.tile_budget,
-                                  int(getattr(self.model, "receptive_radius", 0)))
-        if not tile:
-            return 1
-        m = int(getattr(self.model, "pad_multiple", 1))
-        hb, wb = math.ceil(h / m), math.ceil(w / m)
-        return len(list(tile_grid(hb, wb, max(1, math.ceil(int(tile) / m)))))
 
     def __call__(self, img, on_tile: Callable[[int, int], None] | None = None):
         """``img``: ImageData with (H, W, 1|3) uint8 / uint16 / float32 pixels -> same."""
