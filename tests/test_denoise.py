@@ -40,6 +40,11 @@ def _tiny_rednet(**kw) -> torch.nn.Module:
     return kakudai.create_model("rednet", **{"depth": 4, "width": 8, **kw}).eval()
 
 
+def _tiny_unet(**kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return kakudai.create_model("unet", **{"widths": (4, 8, 8), "blocks": 1, **kw}).eval()
+
+
 # ------------------------------------------------------------------ degradations
 def test_noise_is_seeded_has_the_right_std_and_is_not_clipped() -> None:
     img = np.zeros((3, 128, 128), np.float32)  # black: half the noise falls below 0
@@ -172,9 +177,30 @@ def test_rednet_restoration_shapes(kw: dict) -> None:
     assert m.receptive_radius == 4 * m.unshuffle + m.unshuffle - 1
 
 
-@pytest.mark.parametrize("kw", [{"level_map": True}, {"unshuffle": 2, "level_map": True}])
+@pytest.mark.parametrize("kw", [{}, {"level_map": True, "channels": 1}, {"widths": (4, 8, 8, 16), "blocks": 2}])
+def test_unet_restoration_shapes_and_reach(kw: dict) -> None:
+    m = _tiny_unet(**kw)
+    c = int(m.channels)
+    x = torch.rand(2, m.in_channels, 13, 10)  # not multiples of pad_multiple: padded inside
+    with torch.no_grad():
+        y = m(x)
+        assert y.shape == (2, c, 13, 10)
+        # The declared reach bounds the real one: a pixel far from the change is unchanged.
+        big = torch.rand(1, m.in_channels, 2 * m.receptive_radius + 8, 8 * m.pad_multiple)
+        poked = big.clone()
+        poked[:, :, 0] += 1.0
+        diff = (m(poked) - m(big)).abs().amax(dim=(0, 1, 3))
+        assert diff[m.receptive_radius + 1:].max() == 0 and diff[0] > 0
+        m.tail.weight.zero_()
+        m.tail.bias.zero_()
+        assert torch.equal(m(x), x[:, :c])  # the global residual
+    with pytest.raises(ValueError):
+        kakudai.create_model("unet", scale=2)
+
+
+@pytest.mark.parametrize("kw", [{"level_map": True}, {"unshuffle": 2, "level_map": True}, {"unet": True}])
 def test_restore_tiled_equals_whole(kw: dict) -> None:
-    m = _tiny_rednet(**kw)
+    m = _tiny_unet(level_map=True) if kw.pop("unet", False) else _tiny_rednet(**kw)
     for c in (1, 3):
         x = torch.rand(1, c, 37, 29) * 1.2 - 0.1  # noisy images leave [0, 1]
         whole = restore(m, x, 0.1)

@@ -1,0 +1,88 @@
+"""A residual U-Net restorer: RED-Net's symmetric skips, on a pyramid.
+
+RED-Net (``rednet.py``) keeps every layer at full resolution, so its reach
+grows by one pixel per layer and every layer costs the same. This network
+halves the resolution between levels (DRUNet's layout: residual blocks, no
+normalisation, strided 2x2 convolutions down, transposed 2x2 up, skips added
+as in RED-Net), so the deeper levels cost a quarter as much per pixel each
+and see twice as far. With widths (32, 64, 128) and 2 blocks per level and
+side it costs ~190k multiply-adds per pixel (RED10 width 64: ~370k) and
+reaches ~50 pixels (RED10: 10).
+
+Same conventions as RED-Net for restoration: input (B, C[+1], H, W) with the
+optional level-map plane last, output (B, C, H, W) = image + predicted
+residual. H and W are reflection-padded to multiples of ``pad_multiple``
+inside forward; tiled inference aligns tiles to it, so tiled output equals
+whole-image output.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import register
+from .ksr import ResBlock
+
+
+def _stage(width: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+
+
+@register("unet")
+class ResUNet(nn.Module):
+    """``len(widths)`` levels; level i runs at 1/2^i resolution with ``widths[i]`` channels,
+    ``blocks`` residual blocks on the way down and as many on the way up (the
+    last level once, as the bottleneck)."""
+
+    pre_upsampled = True
+
+    def __init__(self, scale: int = 1, channels: int = 3, widths: Sequence[int] = (32, 64, 128),
+                 blocks: int = 2, level_map: bool = False):
+        super().__init__()
+        if scale != 1:
+            raise ValueError("the U-Net restorer is same-size (scale 1)")
+        widths = [int(w) for w in widths]
+        if len(widths) < 2 or blocks < 1:
+            raise ValueError("need at least two levels and one block per level")
+        self.scale = 1
+        self.channels = channels
+        self.level_map = level_map
+        self.in_channels = channels + (1 if level_map else 0)
+        levels = len(widths)
+        self.pad_multiple = 2 ** (levels - 1)
+        # Reach in input pixels: 2 convs per block at 2^i px per tap, 1 px for each
+        # strided / transposed 2x2 at 2^i, plus head and tail; one multiple more
+        # for the padding to the block grid.
+        reach = 2 + sum(2 * (2 * blocks * 2 ** i + 2 ** i) for i in range(levels - 1))
+        self.receptive_radius = reach + 2 * blocks * 2 ** (levels - 1) + self.pad_multiple
+        self.head = nn.Conv2d(self.in_channels, widths[0], 3, padding=1)
+        self.down_stages = nn.ModuleList(_stage(w, blocks) for w in widths[:-1])
+        self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
+        self.middle = _stage(widths[-1], blocks)
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
+        self.up_stages = nn.ModuleList(_stage(w, blocks) for w in widths[:-1])
+        self.tail = nn.Conv2d(widths[0], channels, 3, padding=1)
+        with torch.no_grad():  # start near the identity map (a small residual)
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, m = self.channels, self.pad_multiple
+        img = x[:, :c]
+        h0, w0 = x.shape[-2:]
+        if h0 % m or w0 % m:
+            x = F.pad(x, (0, -w0 % m, 0, -h0 % m), mode="reflect")
+        h = self.head(x)
+        skips = []
+        for stage, down in zip(self.down_stages, self.downs):
+            h = stage(h)
+            skips.append(h)
+            h = down(h)
+        h = self.middle(h)
+        for i in reversed(range(len(self.ups))):
+            h = self.up_stages[i](self.ups[i](h) + skips[i])
+        return img + self.tail(h)[:, :, :h0, :w0]
