@@ -195,7 +195,7 @@ def test_unet_restoration_shapes_and_reach(kw: dict) -> None:
         m.tail.bias.zero_()
         assert torch.equal(m(x), x[:, :c])  # the global residual
     with pytest.raises(ValueError):
-        kakudai.create_model("unet", scale=2)
+        kakudai.create_model("unet", widths=(8,))
 
 
 @pytest.mark.parametrize("kw", [{"level_map": True}, {"unshuffle": 2, "level_map": True}, {"unet": True}])

@@ -9,9 +9,10 @@ and see twice as far. With widths (32, 64, 128) and 2 blocks per level and
 side it costs ~190k multiply-adds per pixel (RED10 width 64: ~370k) and
 reaches ~50 pixels (RED10: 10).
 
-Same conventions as RED-Net for restoration: input (B, C[+1], H, W) with the
-optional level-map plane last, output (B, C, H, W) = image + predicted
-residual. H and W are reflection-padded to multiples of ``pad_multiple``
+Same conventions as RED-Net: input (B, C[+1], H, W) with the optional
+level-map plane last, output (B, C, H, W) = image + predicted residual; with
+``scale > 1`` it is an SR network on bicubic-upsampled input (``scale == 1``:
+restoration). H and W are reflection-padded to multiples of ``pad_multiple``
 inside forward; tiled inference aligns tiles to it, so tiled output equals
 whole-image output.
 """
@@ -43,12 +44,10 @@ class ResUNet(nn.Module):
     def __init__(self, scale: int = 1, channels: int = 3, widths: Sequence[int] = (32, 64, 128),
                  blocks: int = 2, level_map: bool = False):
         super().__init__()
-        if scale != 1:
-            raise ValueError("the U-Net restorer is same-size (scale 1)")
         widths = [int(w) for w in widths]
         if len(widths) < 2 or blocks < 1:
             raise ValueError("need at least two levels and one block per level")
-        self.scale = 1
+        self.scale = scale
         self.channels = channels
         self.level_map = level_map
         self.in_channels = channels + (1 if level_map else 0)

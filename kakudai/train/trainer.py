@@ -155,7 +155,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         args = dict(cfg.model.args)
         scales = list(cfg.data.scales)
-        if (cfg.model.name not in ("rednet",) or cfg.data.task == "sr") and not cfg.data.continuous_scale:
+        if cfg.data.task == "sr" and not cfg.data.continuous_scale:  # restorers are same-size
             args.setdefault("scale", scales[0] if len(scales) == 1 else scales)
         self.model = create_model(cfg.model.name, **args).to(self.device)
         self.channels = int(getattr(self.model, "channels", 3))
