@@ -222,8 +222,13 @@ def test_restore_gray_model_cleans_each_colour_channel() -> None:
     assert torch.allclose(restore(m, x, 0.2), per_channel, atol=1e-6)
 
 
-def test_rednet_to_gray_computes_what_the_rgb_model_does_on_gray() -> None:
-    m = _tiny_rednet(level_map=True)
+@pytest.mark.parametrize("build", [_tiny_rednet, _tiny_unet])
+def test_to_gray_computes_what_the_rgb_model_does_on_gray(build) -> None:
+    m = build(level_map=True)
+    with torch.no_grad():  # a non-trivial tail, so that averaging its outputs is tested
+        last = m.tail if hasattr(m, "tail") else m.decoder[-1]
+        last.weight.normal_(0, 0.1)
+        last.bias.normal_(0, 0.1)
     g = m.to_gray()
     assert g.channels == 1 and g.level_map and g.arch_args["channels"] == 1
     x = torch.rand(2, 1, 15, 12)

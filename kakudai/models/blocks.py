@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["icnr_", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
+__all__ = ["icnr_", "gray_from_rgb", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
            "checkerboard_energy"]
 
 
@@ -128,3 +128,30 @@ def checkerboard_energy(y: torch.Tensor, period: int, border: int = 0) -> float:
     # (B, C, h/s, s, w/s, s) -> phase means (B, C, s, s)
     phases = y.reshape(b, c, h // s, s, w // s, s).mean(dim=(2, 4))
     return float(phases.reshape(b, c, s * s).var(dim=-1, unbiased=False).mean())
+
+
+def gray_from_rgb(model: nn.Module, first: str, last: str) -> nn.Module:
+    """The 1-channel copy of an RGB restorer that computes what it does on a gray image.
+
+    A gray image enters an RGB model as R = G = B, so the first layer's
+    (``first``, a Conv2d) weights for the three colour inputs add up into one
+    (a level-map plane after them is kept); the last layer's (``last``, a
+    Conv2d or ConvTranspose2d) three outputs are averaged, as inference
+    averages them for gray input. The result starts a gray-only fine-tune
+    (DnCNN ships separate gray and colour models too). ``model`` must come from
+    ``create_model`` with ``channels == 3``.
+    """
+    from ..registry import create_model
+    if int(getattr(model, "channels", 0)) != 3:
+        raise ValueError("gray_from_rgb needs an RGB (3-channel) model")
+    gray = create_model(model.arch, **dict(model.arch_args, channels=1))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    w = state[f"{first}.weight"]  # (out, 3[+1], k, k): colour inputs, then the level plane
+    state[f"{first}.weight"] = torch.cat([w[:, :3].sum(1, keepdim=True), w[:, 3:]], dim=1)
+    lw = state[f"{last}.weight"]  # Conv2d (3, in, k, k); ConvTranspose2d (in, 3, k, k)
+    out_dim = 1 if isinstance(model.get_submodule(last), nn.ConvTranspose2d) else 0
+    state[f"{last}.weight"] = lw.mean(out_dim, keepdim=True)
+    state[f"{last}.bias"] = state[f"{last}.bias"].mean(0, keepdim=True)
+    gray.load_state_dict(state)
+    return gray
+

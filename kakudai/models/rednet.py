@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register
+from .blocks import gray_from_rgb
 
 
 @register("rednet")
@@ -90,24 +91,8 @@ class REDNet(nn.Module):
         return img + h
 
     def to_gray(self) -> "REDNet":
-        """The 1-channel network computing what this RGB one does on a gray image.
-
-        A gray image enters an RGB model as R = G = B, so the first layer's
-        weights for the three colour inputs add up into one; the last layer's
-        three outputs are averaged (as inference averages them for gray
-        input). The result starts a gray-only fine-tune (DnCNN ships separate
-        gray and colour models too). Needs ``channels == 3`` and ``unshuffle == 1``.
-        """
-        if self.channels != 3 or self.unshuffle != 1:
-            raise ValueError("to_gray needs an RGB model without space-to-depth")
-        from ..registry import create_model
-        args = dict(getattr(self, "arch_args", {}), channels=1)
-        gray = create_model("rednet", **args)
-        state = {k: v.clone() for k, v in self.state_dict().items()}
-        first, last = "encoder.0.weight", f"decoder.{len(self.decoder) - 1}"
-        w = state[first]  # (width, 3[+1], 3, 3): colour inputs, then the level plane
-        state[first] = torch.cat([w[:, :3].sum(1, keepdim=True), w[:, 3:]], dim=1)
-        state[last + ".weight"] = state[last + ".weight"].mean(1, keepdim=True)  # (width, 3, 3, 3) -> (width, 1, ...)
-        state[last + ".bias"] = state[last + ".bias"].mean(0, keepdim=True)
-        gray.load_state_dict(state)
-        return gray
+        """The 1-channel network computing what this RGB one does on a gray image
+        (see :func:`kakudai.models.blocks.gray_from_rgb`). Needs ``unshuffle == 1``."""
+        if self.unshuffle != 1:
+            raise ValueError("to_gray needs a model without space-to-depth")
+        return gray_from_rgb(self, "encoder.0", f"decoder.{len(self.decoder) - 1}")

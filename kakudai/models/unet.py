@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register
+from .blocks import gray_from_rgb
 from .ksr import ResBlock
 
 
@@ -85,3 +86,8 @@ class ResUNet(nn.Module):
         for i in reversed(range(len(self.ups))):
             h = self.up_stages[i](self.ups[i](h) + skips[i])
         return img + self.tail(h)[:, :, :h0, :w0]
+
+    def to_gray(self) -> "ResUNet":
+        """The 1-channel network computing what this RGB one does on a gray image."""
+        return gray_from_rgb(self, "head", "tail")
+
