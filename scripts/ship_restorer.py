@@ -3,8 +3,9 @@
     python scripts/ship_restorer.py /work/runs/rednet-noise/best.safetensors --kind noise \
         --run-dir /work/runs/rednet-noise [--gray] [--bench ../shared/data/bench] [--note TEXT]
 
-Writes ``kakudai/weights/rednet-{noise,jpeg}.safetensors`` (metadata: arch,
-args, card facts) and the card ``rednet-KIND.json`` / ``.md``, with exactly
+Writes ``kakudai/weights/NAME.safetensors`` (default NAME: the kind's default,
+``rednet-noise`` / ``rednet-jpeg``; metadata: arch, args, card facts) and the card
+``NAME.json`` / ``.md``, with exactly
 what ``kakudai eval --task denoise|jpeg`` measures on the acceptance sets
 (issue 7): noise: Kodak24 and Set12 at sigma 15/25/50 (``--gray``: the gray
 companion ``rednet-noise-gray``, scored on Set12 only); JPEG: Classic5 at
@@ -79,6 +80,9 @@ def main() -> int:
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
     ap.add_argument("--gray", action="store_true",
                     help="ship the kind's gray companion (a 1-channel model; gray images go to it)")
+    ap.add_argument("--name", default=None,
+                    help="file stem to write (default: the kind's default name, e.g. rednet-noise); "
+                         "the default model of a kind is chosen in kakudai/infer/restore.py (RESTORERS)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out-dir", default=None, help="where to write (default: kakudai/weights)")
     ap.add_argument("--reuse-time", action="store_true",
@@ -92,6 +96,8 @@ def main() -> int:
     if gray and (kind not in GRAY_COMPANIONS or int(getattr(model, "channels", 3)) != 1):
         raise SystemExit(f"--gray needs a 1-channel model of a kind with a gray companion ({', '.join(GRAY_COMPANIONS)})")
     dest = weights_path(kind, gray=gray)
+    if args.name:
+        dest = dest.with_name(f"{args.name}.safetensors")
 
     card: dict = {"name": dest.stem, "kind": kind, "arch": model.arch, "args": model.arch_args,
                   "params": sum(p.numel() for p in model.parameters()), "note": args.note, "eval": []}

@@ -393,7 +393,9 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
     u8 = _texture(np.random.default_rng(3), 12, 14)[:, :, 0]
     by_gray = restore_array(u8, gray, noise_level(10)).astype(int)
     assert np.abs(kakudai.denoise(u8, sigma=10).astype(int) - by_gray).max() <= 1
-    # An explicit file is that model alone.
+    # A shipped file by name, or an explicit path, is that model alone.
+    ckpt.save_model(gray, no_weights / "other-noise.safetensors")
+    assert close(restore(load_restorer("noise", "other-noise"), x1, 0.1), restore(gray, x1, 0.1))
     assert getattr(load_restorer("noise", str(weights_path("noise"))), "gray_companion", None) is None
 
 

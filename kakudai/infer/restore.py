@@ -26,6 +26,7 @@ is blind.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -67,9 +68,10 @@ def for_channels(model: nn.Module, channels: int) -> nn.Module:
 
 
 def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
-    """The restoration model for ``kind``: shipped weights, a .safetensors path, or a module.
+    """The restoration model for ``kind``: the default, a shipped file by name (e.g.
+    ``rednet-noise``), a .safetensors path, or a module.
 
-    The shipped model carries its gray companion, when that ships, as the
+    The default model carries its gray companion, when that ships, as the
     submodule ``gray_companion`` (:func:`restore` sends gray images to it).
     Raises :class:`kakudai.checkpoint.WeightsError` naming the missing file
     when the weights are not there (e.g. before the models are trained).
@@ -89,6 +91,10 @@ def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Modul
         if kind in GRAY_COMPANIONS and weights_path(kind, gray=True).exists():
             net.gray_companion = load_weights_file(weights_path(kind, gray=True))
         return net
+    from ..checkpoint import WEIGHTS_DIR
+    shipped = WEIGHTS_DIR / f"{model}.safetensors"
+    if not Path(str(model)).suffix and shipped.exists():
+        return load_weights_file(shipped)
     return load_weights_file(str(model))
 
 
