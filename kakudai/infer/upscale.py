@@ -101,13 +101,15 @@ def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False) -> 
     (network output, colour conversion, chroma, clamp, TTA sum). It only has
     to be right within a small factor: it sizes ``tile="auto"``.
     """
-    widths = [max(m.in_channels, m.out_channels) for m in model.modules()
-              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    width = max(widths, default=3)
     s = _scale_arg(scale)
     s2 = s[0] * s[1] if isinstance(s, tuple) else s ** 2
     feature_res = s2 if getattr(model, "pre_upsampled", False) else 1.0
-    features = 4.0 * width * feature_res * 5  # input, output, residual/skip, slack
+    floats = getattr(model, "feature_floats_per_pixel", None)  # multi-resolution networks declare it
+    if floats is None:
+        widths = [max(m.in_channels, m.out_channels) for m in model.modules()
+                  if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        floats = max(widths, default=3) * 5  # input, output, residual/skip, slack
+    features = 4.0 * floats * feature_res
     output_side = 4.0 * 3 * s2 * (10 if tta else 8)
     return features + output_side
 

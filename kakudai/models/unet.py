@@ -59,6 +59,9 @@ class ResUNet(nn.Module):
         # for the padding to the block grid.
         reach = 2 + sum(2 * (2 * blocks * 2 ** i + 2 ** i) for i in range(levels - 1))
         self.receptive_radius = reach + 2 * blocks * 2 ** (levels - 1) + self.pad_multiple
+        # Peak live features per input pixel (sizes tile="auto"): the current map, a
+        # block's two temporaries and the skip at each level, at 1/4^i the pixels.
+        self.feature_floats_per_pixel = sum(4.0 * w / 4 ** i for i, w in enumerate(widths))
         self.head = nn.Conv2d(self.in_channels, widths[0], 3, padding=1)
         self.down_stages = nn.ModuleList(_stage(w, blocks) for w in widths[:-1])
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
