@@ -11,8 +11,8 @@ tiled output equals whole-image output). Input values may leave [0, 1]
 
 Shipped restoration weights and the user-facing strengths:
 
-* ``rednet-noise``: Gaussian noise; the level is ``sigma`` in 0-255 units.
-  Gray images go to ``rednet-noise-gray`` when it ships (:data:`GRAY_COMPANIONS`).
+* ``unet-noise`` (``rednet-noise`` beside it): Gaussian noise; the level is ``sigma``
+  in 0-255 units. Gray images go to ``unet-noise-gray`` (:data:`GRAY_COMPANIONS`).
 * ``rednet-jpeg``: JPEG artifacts; the level is a JPEG quality (lower = stronger).
   ``--noise-level 0..3`` (waifu2x's meaning) maps to a quality through
   :data:`NOISE_LEVEL_QUALITY`.
@@ -47,12 +47,14 @@ NOISE_LEVEL_QUALITY = {0: 85, 1: 65, 2: 40, 3: 20}
 BLIND_QUALITY = 10  # the strongest trained JPEG level: "any quality from 10 up"
 MAX_SIGMA = 55.0  # the strongest trained noise level
 # Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
-RESTORERS = {"noise": "rednet-noise", "jpeg": "rednet-jpeg"}
+# Noise: the residual U-Net since session 8 (ahead of RED10 everywhere; rednet-noise
+# still ships beside it, `--model rednet-noise`).
+RESTORERS = {"noise": "unet-noise", "jpeg": "rednet-jpeg"}
 # Gray-only companions: with the shipped weights, gray images go to these when
 # they ship (DnCNN too has separate gray and colour models; see docs/denoise.md).
-GRAY_COMPANIONS = {"noise": "rednet-noise-gray"}
+GRAY_COMPANIONS = {"noise": "unet-noise-gray"}
 # The recipe that trains each (see docs/denoise.md).
-CONFIGS = {"noise": "configs/rednet_denoise.toml", "jpeg": "configs/rednet_jpeg.toml"}
+CONFIGS = {"noise": "configs/unet_denoise.toml", "jpeg": "configs/rednet_jpeg.toml"}
 
 
 def weights_path(kind: str, gray: bool = False):
