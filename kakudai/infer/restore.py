@@ -170,16 +170,9 @@ def _restore_untiled(model: nn.Module, x: torch.Tensor, level: float | None, tta
 
 
 def _bytes_per_pixel(model: nn.Module, tta: bool) -> float:
-    # Live feature maps per pixel: what the model declares (multi-resolution
-    # networks), else a few of the widest layer's at 1/r^2 the pixels; plus
-    # input, output and the TTA sum at full resolution.
-    floats = getattr(model, "feature_floats_per_pixel", None)
-    if floats is None:
-        widths = [max(m.in_channels, m.out_channels) for m in model.modules()
-                  if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        r = int(getattr(model, "pad_multiple", 1))
-        floats = max(widths, default=3) * 5 / (r * r)
-    return 4.0 * floats + 4.0 * 3 * (10 if tta else 6)
+    # The network's live features, plus input, output and the TTA sum at full resolution.
+    from .upscale import feature_floats_per_pixel
+    return 4.0 * feature_floats_per_pixel(model) + 4.0 * 3 * (10 if tta else 6)
 
 
 @torch.inference_mode()

@@ -93,6 +93,18 @@ def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> t
     return _network(model, x, scale, tta)
 
 
+def feature_floats_per_pixel(model: nn.Module) -> float:
+    """Peak live float features per pixel at the network's input resolution: what the
+    model declares (multi-resolution networks), else five maps of its widest layer
+    (input, output, residual/skip, slack)."""
+    floats = getattr(model, "feature_floats_per_pixel", None)
+    if floats is not None:
+        return float(floats)
+    widths = [max(m.in_channels, m.out_channels) for m in model.modules()
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return 5.0 * max(widths, default=3)
+
+
 def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False) -> float:
     """Rough peak memory (bytes) of the pipeline per input pixel of one tile.
 
@@ -104,12 +116,7 @@ def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False) -> 
     s = _scale_arg(scale)
     s2 = s[0] * s[1] if isinstance(s, tuple) else s ** 2
     feature_res = s2 if getattr(model, "pre_upsampled", False) else 1.0
-    floats = getattr(model, "feature_floats_per_pixel", None)  # multi-resolution networks declare it
-    if floats is None:
-        widths = [max(m.in_channels, m.out_channels) for m in model.modules()
-                  if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        floats = max(widths, default=3) * 5  # input, output, residual/skip, slack
-    features = 4.0 * floats * feature_res
+    features = 4.0 * feature_floats_per_pixel(model) * feature_res
     output_side = 4.0 * 3 * s2 * (10 if tta else 8)
     return features + output_side
 

@@ -54,6 +54,9 @@ class REDNet(nn.Module):
         self.receptive_radius = depth * unshuffle + unshuffle - 1
         c_io = channels * unshuffle * unshuffle
         c_in = c_io + (1 if level_map else 0)
+        # Peak live features per input pixel (sizes tile="auto"): a few maps of the
+        # widest layer, at 1/r^2 the pixels on the space-to-depth image.
+        self.feature_floats_per_pixel = 5.0 * max(width, c_in) / (unshuffle * unshuffle)
         self.encoder = nn.ModuleList(
             [nn.Conv2d(c_in if i == 0 else width, width, 3, padding=1) for i in range(half)])
         self.decoder = nn.ModuleList(
