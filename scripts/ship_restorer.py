@@ -108,13 +108,12 @@ def main() -> int:
             if summary.get(k):
                 card[k] = summary[k]
 
+    evaluate = evaluate_denoise if kind == "noise" else evaluate_jpeg
     for name, levels, anchors in [t for t in TABLES[kind] if not gray or t[0] in GRAY_SETS]:
         scores = []
         for lv in levels:
-            r = (evaluate_denoise(model, bench / name, lv, with_ssim=False) if kind == "noise"
-                 else evaluate_jpeg(model, bench / name, lv, with_ssim=False))
-            none = (evaluate_denoise(None, bench / name, lv, with_ssim=False) if kind == "noise"
-                    else evaluate_jpeg(None, bench / name, lv, with_ssim=False))
+            r = evaluate(model, bench / name, lv, with_ssim=False)
+            none = evaluate(None, bench / name, lv, with_ssim=False)
             scores.append({"level": lv, "psnr": round(r["psnr"], 3), "input": round(none["psnr"], 3)})
             print(f"{name} {'sigma' if kind == 'noise' else 'q'}={lv}: {r['psnr']:.3f} dB "
                   f"(input {none['psnr']:.3f})", flush=True)

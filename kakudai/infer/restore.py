@@ -78,7 +78,7 @@ def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Modul
     Raises :class:`kakudai.checkpoint.WeightsError` naming the missing file
     when the weights are not there (e.g. before the models are trained).
     """
-    from ..checkpoint import WeightsError, load_weights_file
+    from ..checkpoint import WeightsError, load_weights_file, shipped_path
     if kind not in RESTORERS:
         raise ValueError(f"unknown restoration kind {kind!r}; known: {', '.join(RESTORERS)}")
     if isinstance(model, nn.Module):
@@ -93,11 +93,8 @@ def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Modul
         if kind in GRAY_COMPANIONS and weights_path(kind, gray=True).exists():
             net.gray_companion = load_weights_file(weights_path(kind, gray=True))
         return net
-    from ..checkpoint import WEIGHTS_DIR
-    shipped = WEIGHTS_DIR / f"{model}.safetensors"
-    if not Path(str(model)).suffix and shipped.exists():
-        return load_weights_file(shipped)
-    return load_weights_file(str(model))
+    shipped = None if Path(str(model)).suffix else shipped_path(str(model))
+    return load_weights_file(shipped or str(model))
 
 
 def level_value(kind: str, *, sigma: float | None = None, quality: float | None = None) -> float:

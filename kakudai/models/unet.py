@@ -6,7 +6,7 @@ halves the resolution between levels (DRUNet's layout: residual blocks, no
 normalisation, strided 2x2 convolutions down, transposed 2x2 up, skips added
 as in RED-Net), so the deeper levels cost a quarter as much per pixel each
 and see twice as far. With widths (32, 64, 128) and 2 blocks per level and
-side it costs ~190k multiply-adds per pixel (RED10 width 64: ~370k) and
+side it costs ~194k multiply-adds per pixel (RED10 width 64: ~298k) and
 reaches ~50 pixels (RED10: 10).
 
 Same conventions as RED-Net: input (B, C[+1], H, W) with the optional
