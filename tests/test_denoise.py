@@ -237,6 +237,26 @@ def test_to_gray_computes_what_the_rgb_model_does_on_gray(build) -> None:
         g.to_gray()
 
 
+@pytest.mark.parametrize("arch", ["unet", "ksr"])
+def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
+    from kakudai.models.blocks import deepened
+    m = (_tiny_unet(level_map=True) if arch == "unet"
+         else kakudai.create_model("ksr", scale=2, width=8, blocks=1).eval())
+    with torch.no_grad():  # non-trivial outputs, so that "the same function" means something
+        (m.tail if arch == "unet" else m.tails["x2"]).weight.normal_(0, 0.1)
+    deep = m.deepened(3) if arch == "unet" else deepened(m, 3)
+    assert deep.arch_args["blocks"] == 3 and deep.receptive_radius > m.receptive_radius
+    x = torch.rand(2, getattr(m, "in_channels", m.channels), 16, 12)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), m(x), atol=1e-6)
+    # The new blocks are identities that still learn: their second conv gets a gradient.
+    deep(x).square().mean().backward()
+    new = deep.middle[2] if arch == "unet" else deep.body[2]
+    assert new.conv2.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        deepened(deep, 2)
+
+
 def test_noise_level_mapping() -> None:
     levels = [denoise_settings(noise_level=n) for n in range(4)]
     assert all(kind == "jpeg" for kind, _, _ in levels)

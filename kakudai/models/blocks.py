@@ -1,5 +1,6 @@
-"""Shared layers: the three upsampler kinds, ICNR initialisation, and the
-checkerboard measure used to compare them."""
+"""Shared layers: the residual block, the three upsampler kinds, ICNR initialisation,
+the checkerboard measure used to compare them, and model surgery (gray from RGB,
+deepening)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["icnr_", "gray_from_rgb", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
+__all__ = ["ResBlock", "deepened", "icnr_", "gray_from_rgb", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
            "checkerboard_energy"]
 
 
@@ -155,3 +156,44 @@ def gray_from_rgb(model: nn.Module, first: str, last: str) -> nn.Module:
     gray.load_state_dict(state)
     return gray
 
+
+class ResBlock(nn.Module):
+    """conv3x3 - ReLU - conv3x3 plus identity, no normalisation (EDSR)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        # Start each block near identity: deep plain stacks train faster this way.
+        with torch.no_grad():
+            self.conv2.weight.mul_(0.1)
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def deepened(model: nn.Module, blocks: int) -> nn.Module:
+    """A copy of ``model`` with ``blocks`` residual blocks per stage that computes the same function.
+
+    ``model`` comes from ``create_model`` with a ``blocks`` argument (KSR, the
+    implicit model's encoder, the U-Net). The deeper model is built with the
+    same arguments, every trained tensor is copied to its place (stages keep
+    their blocks first), and each new :class:`ResBlock` gets its second
+    convolution zeroed: an exact identity that still learns (its conv2 gets a
+    gradient at once). Growing a trained network this way adds capacity
+    without giving up what it learned (Net2Net's "deeper" operator).
+    """
+    from ..registry import create_model
+    if blocks < int(model.arch_args.get("blocks", 0)):
+        raise ValueError(f"cannot deepen {model.arch_args.get('blocks')} blocks to {blocks}")
+    deep = create_model(model.arch, **dict(model.arch_args, blocks=blocks))
+    loaded = deep.load_state_dict(model.state_dict(), strict=False)
+    assert not loaded.unexpected_keys  # every trained tensor has its place
+    missing = set(loaded.missing_keys)
+    with torch.no_grad():
+        for name, m in deep.named_modules():
+            if isinstance(m, ResBlock) and f"{name}.conv2.weight" in missing:
+                m.conv2.weight.zero_()
+                m.conv2.bias.zero_()
+    return deep

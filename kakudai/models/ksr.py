@@ -26,23 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register
-from .blocks import icnr_
-
-
-class ResBlock(nn.Module):
-    """conv3x3 - ReLU - conv3x3 plus identity, no normalisation (EDSR)."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        # Start each block near identity: deep plain stacks train faster this way.
-        with torch.no_grad():
-            self.conv2.weight.mul_(0.1)
-            self.conv2.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+from .blocks import ResBlock, icnr_
 
 
 class KSR(nn.Module):
