@@ -34,6 +34,8 @@ __all__ = ["BenchResult", "measure_peak", "count_macs", "bench_model", "run_benc
            "machine_info", "peak_rss_bytes", "reset_peak_rss", "retain_freed_memory", "DEFAULT_MODELS"]
 
 DEFAULT_MODELS = ("bicubic", "ksr", "ksr-fast")
+# Models that run at any scale themselves; others reach a non-integer scale only as NAME+shrink.
+CONTINUOUS = ("implicit",)
 PEAK_SIZES = {"full": (2048, 128, 256), "quick": (512, 32, 64)}  # matmul n, conv channels, conv side
 
 
@@ -175,6 +177,11 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
     real = ALIASES.get(name, name)
     if real == "bicubic":
         return for_inference(create_model("bicubic", scale=scale)), "none"
+    if real.endswith("+shrink"):  # the integer-then-shrink baseline of issue 6
+        return load_model(real, scale), "shipped, then MATLAB bicubic shrink"
+    if not float(scale).is_integer() and real not in CONTINUOUS:
+        raise ValueError(f"{name} runs at integer scales only; bench '{name}+shrink' "
+                         f"(integer model, then bicubic shrink) or 'implicit' at x{scale:g}")
     if shipped_path(real, scale) is not None:
         try:
             return load_model(real, scale), "shipped"
@@ -324,7 +331,7 @@ def _check_names(models: list[str] | tuple[str, ...]) -> None:
             if not p.exists():
                 raise ValueError(f"{name}: no such weights file")
             continue
-        if ALIASES.get(name, name) not in known:
+        if ALIASES.get(name, name).removesuffix("+shrink") not in known:
             raise ValueError(f"unknown model {name!r}; known: {', '.join(known)}")
 
 

@@ -69,6 +69,11 @@ def test_bench_model_fields_are_consistent():
     assert r.peak_rss_mb > 10 and r.backend == "torch" and r.precision == "fp32"
 
 
+def test_bench_integer_then_shrink_at_a_non_integer_scale():
+    r = bench_model("ksr-fast+shrink", scale=2.5, size=(24, 16), repeat=2, warmup=1, peak_gflops=100.0)
+    assert r.output_wh == (60, 40) and "shrink" in r.weights and r.macs > 0
+
+
 def test_bench_cli_json_on_a_tiny_frame():
     cmd = [sys.executable, "-m", "kakudai", "bench", "--model", "bicubic", "espcn", "--scale", "2",
            "--size", "32x20", "--repeat", "2", "--warmup", "1", "--peak", "quick", "--json"]
@@ -85,7 +90,7 @@ def test_bench_cli_json_on_a_tiny_frame():
 
 
 def test_bench_cli_rejects_unknown_model_and_bad_size():
-    for extra in (["--model", "nosuch"], ["--size", "wide"]):
+    for extra in (["--model", "nosuch"], ["--size", "wide"], ["--model", "ksr", "--scale", "2.5"]):
         r = subprocess.run([sys.executable, "-m", "kakudai", "bench", "--peak", "quick", *extra],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1
