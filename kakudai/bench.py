@@ -34,8 +34,6 @@ __all__ = ["BenchResult", "measure_peak", "count_macs", "bench_model", "run_benc
            "machine_info", "peak_rss_bytes", "reset_peak_rss", "retain_freed_memory", "DEFAULT_MODELS"]
 
 DEFAULT_MODELS = ("bicubic", "ksr", "ksr-fast")
-# Models that run at any scale themselves; others reach a non-integer scale only as NAME+shrink.
-CONTINUOUS = ("implicit",)
 PEAK_SIZES = {"full": (2048, 128, 256), "quick": (512, 32, 64)}  # matmul n, conv channels, conv side
 
 
@@ -168,6 +166,7 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
     Shipped weights or a ``.safetensors`` path when there are some; otherwise the
     architecture with random weights, which runs at the same speed.
     """
+    from .api import model_scales
     from .checkpoint import ALIASES, WeightsError, for_inference, load_model, shipped_path
     from .registry import create_model
 
@@ -179,7 +178,7 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
         return for_inference(create_model("bicubic", scale=scale)), "none"
     if real.endswith("+shrink"):  # the integer-then-shrink baseline of issue 6
         return load_model(real, scale), "shipped, then MATLAB bicubic shrink"
-    if not float(scale).is_integer() and real not in CONTINUOUS:
+    if not float(scale).is_integer() and model_scales(real) is not None:  # fixed scales only
         raise ValueError(f"{name} runs at integer scales only; bench '{name}+shrink' "
                          f"(integer model, then bicubic shrink) or 'implicit' at x{scale:g}")
     if shipped_path(real, scale) is not None:

@@ -25,9 +25,10 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, required=True)
     a = ap.parse_args()
     model = load_weights_file(a.src).to(memory_format=torch.contiguous_format)
-    if "blocks" not in model.arch_args:
-        raise SystemExit(f"{a.src}: a {model.arch} model has no 'blocks' argument")
-    deep = deepened(model, a.blocks).eval()
+    try:
+        deep = deepened(model, a.blocks).eval()
+    except ValueError as e:
+        raise SystemExit(f"{a.src}: {e}") from None
     c = int(getattr(model, "in_channels", model.channels))
     x = torch.rand(1, c, 48, 48)
     with torch.no_grad():

@@ -244,7 +244,7 @@ def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
          else kakudai.create_model("ksr", scale=2, width=8, blocks=1).eval())
     with torch.no_grad():  # non-trivial outputs, so that "the same function" means something
         (m.tail if arch == "unet" else m.tails["x2"]).weight.normal_(0, 0.1)
-    deep = m.deepened(3) if arch == "unet" else deepened(m, 3)
+    deep = deepened(m, 3)
     assert deep.arch_args["blocks"] == 3 and deep.receptive_radius > m.receptive_radius
     x = torch.rand(2, getattr(m, "in_channels", m.channels), 16, 12)
     with torch.no_grad():

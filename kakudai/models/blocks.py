@@ -185,7 +185,9 @@ def deepened(model: nn.Module, blocks: int) -> nn.Module:
     without giving up what it learned (Net2Net's "deeper" operator).
     """
     from ..registry import create_model
-    if blocks < int(model.arch_args.get("blocks", 0)):
+    if "blocks" not in getattr(model, "arch_args", {}):
+        raise ValueError(f"a {getattr(model, 'arch', type(model).__name__)} model has no 'blocks' argument")
+    if blocks < int(model.arch_args["blocks"]):
         raise ValueError(f"cannot deepen {model.arch_args.get('blocks')} blocks to {blocks}")
     deep = create_model(model.arch, **dict(model.arch_args, blocks=blocks))
     loaded = deep.load_state_dict(model.state_dict(), strict=False)

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register
-from .blocks import ResBlock, deepened, gray_from_rgb
+from .blocks import ResBlock, gray_from_rgb
 
 
 def _stage(width: int, blocks: int) -> nn.Sequential:
@@ -49,8 +49,6 @@ class ResUNet(nn.Module):
             raise ValueError("need at least two levels and one block per level")
         self.scale = scale
         self.channels = channels
-        self.widths = widths
-        self.blocks = blocks
         self.level_map = level_map
         self.in_channels = channels + (1 if level_map else 0)
         levels = len(widths)
@@ -90,11 +88,6 @@ class ResUNet(nn.Module):
         for i in reversed(range(len(self.ups))):
             h = self.up_stages[i](self.ups[i](h) + skips[i])
         return img + self.tail(h)[:, :, :h0, :w0]
-
-    def deepened(self, blocks: int) -> "ResUNet":
-        """The same function with ``blocks`` residual blocks per level and side (new ones
-        appended as exact identities; see :func:`~kakudai.models.blocks.deepened`)."""
-        return deepened(self, blocks)
 
     def to_gray(self) -> "ResUNet":
         """The 1-channel network computing what this RGB one does on a gray image."""
