@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
 import kakudai
 from kakudai.train.config import TrainConfig, load_config
-from kakudai.train.trainer import Trainer, ema_decay, lr_at
+from kakudai.train.trainer import Trainer, _loss, ema_decay, lr_at
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -103,6 +104,32 @@ def test_multiscale_training_uses_every_tail(tiny_data, tmp_path) -> None:
         assert not torch.equal(before[tail], after[tail]), tail
     val = [json.loads(x) for x in (trainer.run_dir / "log.jsonl").read_text().splitlines()][-1]
     assert {"val_x2", "val_x3"} <= set(val)
+
+
+def test_log_l1_weighs_each_batch_by_its_own_error() -> None:
+    """log(L1)'s gradient is L1's divided by L1: a batch with 4x the error (a larger
+    scale) pulls no harder than a small one; the logged value is the plain L1."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, 8, 8, generator=g)
+    noise = torch.randn(2, 1, 8, 8, generator=g)
+    grads = {}
+    for name in ("l1", "log_l1"):
+        for amp in (0.01, 0.04):
+            pred = (target + amp * noise).requires_grad_(True)
+            objective, logged = _loss(name, pred, target)
+            objective.backward()
+            grads[name, amp] = pred.grad
+            assert logged.item() == pytest.approx(F.l1_loss(pred, target).item())
+    for amp in (0.01, 0.04):
+        l1 = F.l1_loss(target + amp * noise, target).item()
+        assert torch.allclose(grads["log_l1", amp], grads["l1", amp] / l1, rtol=1e-4)
+    # Same sign pattern, so plain L1's gradient has the same norm at both errors ...
+    assert grads["l1", 0.01].norm() == pytest.approx(grads["l1", 0.04].norm())
+    # ... while log(L1) pulls the small-error batch 4x harder.
+    ratio = grads["log_l1", 0.01].norm() / grads["log_l1", 0.04].norm()
+    assert ratio.item() == pytest.approx(4.0, rel=1e-3)
+    with pytest.raises(ValueError, match="unknown loss"):
+        _loss("l3", target, target)
 
 
 @pytest.mark.parametrize("name", ["espcn", "ksr", "srcnn"])

@@ -65,7 +65,7 @@ class OptimConfig:
     warmup: int = 0  # iterations of linear warm-up
     step_size: int = 100_000
     gamma: float = 0.5
-    loss: str = "l1"  # l1 | l2 | charbonnier
+    loss: str = "l1"  # l1 | log_l1 (scales weighed equally; trainer._loss) | l2 | charbonnier
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay of weights (e.g. 0.999); 0 = off
     # "bf16": the model's forward pass under torch.autocast(bfloat16). On a CPU with

@@ -89,13 +89,27 @@ def resolve_data_path(p: str) -> str:
     return str(alt) if alt.exists() else p
 
 
-def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(objective to minimise, per-pixel error to log) for one batch.
+
+    ``log_l1`` minimises log(L1): its gradient is L1's divided by the batch's own L1,
+    which is what an average of per-scale PSNRs (a log of the error) asks for. With one
+    random scale per batch (continuous-scale training), plain L1 lets the large scales,
+    whose errors are several times larger, dominate the gradient; log(L1) weighs every
+    scale equally. The logged value stays the plain L1 so runs remain comparable.
+    """
     if name == "l1":
-        return F.l1_loss(pred, target)
+        v = F.l1_loss(pred, target)
+        return v, v
+    if name == "log_l1":
+        v = F.l1_loss(pred, target)
+        return torch.log(v + 1e-8), v
     if name == "l2":
-        return F.mse_loss(pred, target)
+        v = F.mse_loss(pred, target)
+        return v, v
     if name == "charbonnier":
-        return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+        v = torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+        return v, v
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -394,7 +408,7 @@ class Trainer:
                 for g in self.opt.param_groups:
                     g["lr"] = lr_at(self.it, cfg, self.time_frac) * g.get("lr_mult", 1.0)
                 pred = self._forward(lr, scale)
-                loss = _loss(cfg.optim.loss, pred, hr)
+                loss, err = _loss(cfg.optim.loss, pred, hr)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:
@@ -406,7 +420,7 @@ class Trainer:
                         for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                             pe.lerp_(pm, step)
                 self.it += 1
-                loss_v = float(loss.detach())
+                loss_v = float(err.detach())
                 if not math.isfinite(loss_v):
                     raise FloatingPointError(f"loss became {loss_v} at iteration {self.it}")
                 loss_acc += loss_v
