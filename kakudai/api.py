@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import load_model, resolve_model_name, shipped_weights
+from .checkpoint import ARBITRARY, load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve
@@ -163,7 +163,7 @@ class Upscaler:
         native = self.native_scales()
         if (native is not None and isinstance(self.model, str)
                 and not any(abs(target - s) < 1e-9 for s in native)
-                and resolve_model_name(self.model, target) == "implicit"):
+                and resolve_model_name(self.model, target) in ARBITRARY.values()):
             native = None  # no fixed-scale model has this scale: the arbitrary-scale one renders it
         if native is None and scale is None and output_size((h, w), scale=target)[0] != (oh, ow):
             return (oh / h, ow / w), (oh, ow)  # per-axis scales: exactly the target size

@@ -97,6 +97,9 @@ def for_inference(model: nn.Module) -> nn.Module:
 # ------------------------------------------------------------------ shipped weights
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ALIASES = {"default": "ksr", "fast": "ksr-fast"}
+# What an alias renders at scales its fixed-scale files lack: its arbitrary-scale model
+# (falling back to ``implicit`` if that one is not shipped).
+ARBITRARY = {"default": "implicit", "fast": "implicit-fast"}
 
 
 def shipped_weights() -> dict[str, list[float]]:
@@ -129,15 +132,16 @@ def shipped_path(name: str, scale: float | None = None) -> Path | None:
 
 def resolve_model_name(name: str, scale: float) -> str:
     """``default``/``fast`` -> the model that serves ``scale``: a shipped fixed-scale
-    model if there is one, else the arbitrary-scale ``implicit`` model if shipped,
-    else ``bicubic`` (so the tool works before any weights exist)."""
+    model if there is one, else the alias's arbitrary-scale model (``ARBITRARY``) or
+    ``implicit`` if shipped, else ``bicubic`` (so the tool works before any weights exist)."""
     real = ALIASES.get(name, name)
     if name not in ALIASES:
         return real
     if shipped_path(real, scale) is not None:
         return real
-    if shipped_path("implicit") is not None:
-        return "implicit"
+    for any_scale in dict.fromkeys((ARBITRARY[name], "implicit")):
+        if shipped_path(any_scale) is not None:
+            return any_scale
     return "bicubic"
 
 

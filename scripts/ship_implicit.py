@@ -1,12 +1,13 @@
 """Ship trained implicit (arbitrary-scale) weights with a model card and the acceptance table.
 
-    python scripts/ship_implicit.py WEIGHTS --run-dir runs/implicit [--flagship ksr] \
-        [--scales 1.5 2 2.5 3 3.5 4 6 8] [--sets Set5 Set14] [--out-dir kakudai/weights] [--note TEXT]
+    python scripts/ship_implicit.py WEIGHTS --run-dir runs/implicit [--name implicit] [--flagship ksr] \
+        [--config configs/implicit.toml] [--scales 1.5 2 2.5 3 3.5 4 6 8] [--sets Set5 Set14] \
+        [--out-dir kakudai/weights] [--note TEXT]
 
-Writes OUT_DIR/implicit.safetensors (scale-free: ``default`` then serves every
-scale no fixed-scale model has), implicit.json (for tools and tests) and
-implicit.md (for people). Every figure is measured here with exactly what
-``kakudai eval`` runs: the implicit model, the fixed-scale flagship at integer
+Writes OUT_DIR/NAME.safetensors (scale-free; with ``--name implicit`` ``default``
+then serves every scale no fixed-scale model has, with ``implicit-fast`` ``fast``
+does), NAME.json (for tools and tests) and NAME.md (for people). Every figure is
+measured here with exactly what ``kakudai eval`` runs: the implicit model, the fixed-scale flagship at integer
 scales, ``FLAGSHIP+shrink`` (next larger integer, then MATLAB bicubic down) at
 non-integer scales up to x4, and bicubic; plus the time at the same ~1080p
 output against the flagship (or its shrink). The card states each acceptance
@@ -43,11 +44,13 @@ def main() -> int:
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="threads the training run used (for CPU-hours)")
     ap.add_argument("--note", default="")
+    ap.add_argument("--name", default="implicit", help="shipped name (implicit, implicit-fast)")
+    ap.add_argument("--config", default="configs/implicit.toml", help="the config that reproduces it")
     args = ap.parse_args()
 
     # Exactly what load_model() gives users: eval mode, channels-last weights.
     model = for_inference(load_weights_file(args.weights))
-    training = {**training_summary(args.run_dir, args.threads), "reproduce": "kakudai train configs/implicit.toml"}
+    training = {**training_summary(args.run_dir, args.threads), "reproduce": f"kakudai train {args.config}"}
     cfg, wall, runs = training["config"], training["wall_hours"], training["runs"]
     rows = []
     for s in args.scales:
@@ -100,19 +103,19 @@ def main() -> int:
             checks.append({"criterion": f"x{s:g}: time <= 3x {row['reference_name']}", "ratio": round(ratio, 2),
                            "pass": ratio <= 3})
 
-    card = {"name": "implicit", "scale": "any", "arch": model.arch, "args": model.arch_args,
+    card = {"name": args.name, "scale": "any", "arch": model.arch, "args": model.arch_args,
             "params": sum(p.numel() for p in model.parameters()), "results": rows, "acceptance": checks,
-            "eval_command": "kakudai eval --model implicit --scale S ../shared/data/bench/Set5 ../shared/data/bench/Set14",
+            "eval_command": f"kakudai eval --model {args.name} --scale S ../shared/data/bench/Set5 ../shared/data/bench/Set14",
             "protocol": "Y (BT.601 16-235), border = ceil(scale), HR cropped to a multiple of p for scale p/q, "
                         "LR = MATLAB bicubic rounded to uint8",
             "time_note": f"median super_resolve to ~1920x1080, torch {torch.__version__}, "
                          f"{torch.get_num_threads()} threads",
             "runs": [str(r) for r in args.run_dir], "training": training, "note": args.note}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, args.out_dir / "implicit.safetensors",
+    save_model(model, args.out_dir / f"{args.name}.safetensors",
                extra={"card": {k: v for k, v in card.items() if k not in ("results", "training")}})
-    (args.out_dir / "implicit.json").write_text(json.dumps(card, indent=2) + "\n")
-    md = ["# implicit (any scale)", "",
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    md = [f"# {args.name} (any scale)", "",
           f"Architecture `{model.arch}` {json.dumps(model.arch_args)}, {card['params']:,} parameters; "
           "see docs/implicit.md.", "",
           "| scale | set | implicit | reference | bicubic |", "|---|---|---|---|---|"]
@@ -137,8 +140,8 @@ def main() -> int:
            f"- runs: {', '.join(card['runs']) or '-'}; reproduce: `{training['reproduce']}` (docs/implicit.md)", ""]
     if args.note:
         md += [args.note, ""]
-    (args.out_dir / "implicit.md").write_text("\n".join(md))
-    print(f"wrote {args.out_dir / 'implicit.safetensors'} and its card")
+    (args.out_dir / f"{args.name}.md").write_text("\n".join(md))
+    print(f"wrote {args.out_dir / (args.name + '.safetensors')} and its card")
     return 0
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 import kakudai
 import kakudai.checkpoint as ckpt
-from kakudai.checkpoint import load_model, save_model
+from kakudai.checkpoint import load_model, load_weights_file, save_model
 from kakudai.cli import main
 from kakudai.data.datasets import TrainPairs, benchmark_set
 from kakudai.infer.upscale import super_resolve
@@ -388,6 +388,29 @@ def test_default_uses_implicit_when_no_fixed_scale_fits(shipped) -> None:
     assert size[1] == 1000 and isinstance(up.model_for(native), Implicit)
 
 
+def test_fast_alias_renders_other_scales_with_implicit_fast(shipped) -> None:
+    """``fast`` serves its fixed scales with ksr-fast and the rest with implicit-fast,
+    or with implicit while no implicit-fast is shipped."""
+    from kakudai.api import Upscaler
+    for s in (2, 3, 4):
+        save_model(kakudai.create_model("ksr-fast", scale=s, width=8, blocks=1), shipped / f"ksr-fast_x{s}.safetensors")
+    assert ckpt.resolve_model_name("fast", 2.5) == "implicit"
+    save_model(tiny(seed=1), shipped / "implicit-fast.safetensors")
+    assert ckpt.resolve_model_name("fast", 2.5) == "implicit-fast"
+    assert ckpt.resolve_model_name("default", 2.5) == "implicit"
+    assert ckpt.resolve_model_name("fast", 3) == "ksr-fast"
+    up = Upscaler("fast", tile=None)
+    native, size = up.plan(20, 30, 2.5)
+    assert native == 2.5 and size == (50, 75)
+    x = torch.rand(1, 1, 20, 30)
+    with torch.no_grad():
+        want = load_weights_file(shipped / "implicit-fast.safetensors")(x, scale=2.5)
+        other = load_weights_file(shipped / "implicit.safetensors")(x, scale=2.5)
+        got = up.model_for(native)(x, scale=2.5)
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, other, atol=1e-3)
+    assert up.model_for(3).arch == "ksr-fast"
+
+
 def test_cli_upscale_size_width_and_scale(shipped, tmp_path) -> None:
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (21, 30, 3), dtype=np.uint8)).save(src)
@@ -407,16 +430,19 @@ def test_forced_implicit_matches_whole_image_inference(shipped, tmp_path) -> Non
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
 
-SHIPPED_CARD = ckpt.WEIGHTS_DIR / "implicit.json"
+SHIPPED_CARDS = [p for p in sorted(ckpt.WEIGHTS_DIR.glob("*.json"))
+                 if json.loads(p.read_text()).get("scale") == "any"]
 
 
-@pytest.mark.skipif(not SHIPPED_CARD.exists(), reason="implicit weights are not shipped yet")
-def test_shipped_card_matches_eval(bench_dir) -> None:
-    """The shipped card's Set5 x2.5 figure is what `kakudai eval` measures now."""
+@pytest.mark.skipif(not SHIPPED_CARDS, reason="no arbitrary-scale weights are shipped yet")
+@pytest.mark.parametrize("card_path", SHIPPED_CARDS, ids=[p.stem for p in SHIPPED_CARDS])
+def test_shipped_card_matches_eval(card_path: Path, bench_dir) -> None:
+    """Each arbitrary-scale card's Set5 x2.5 figure is what `kakudai eval` measures now."""
     from kakudai.evaluation import evaluate_folder
-    card = json.loads(SHIPPED_CARD.read_text())
+    card = json.loads(card_path.read_text())
+    assert card["name"] == card_path.stem
     row = next(r for r in card["results"] if r["scale"] == 2.5)
-    r = evaluate_folder(load_model("implicit", 2.5), bench_dir / "Set5", 2.5, with_ssim=False)
+    r = evaluate_folder(load_model(card["name"], 2.5), bench_dir / "Set5", 2.5, with_ssim=False)
     assert abs(r["psnr"] - row["implicit"]["Set5"]["psnr"]) <= 0.01
 
 
