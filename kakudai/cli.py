@@ -184,9 +184,9 @@ def _parse_hw(text: str) -> tuple[int, int]:
 def _cmd_models(args: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import WeightsError, load_weights_file
+    from .checkpoint import WeightsError, load_weights_file, shipped_path, shipped_weights
     from .registry import create_model, list_models
-    from .summary import format_layer_table, format_overview, models_overview
+    from .summary import arbitrary_scale_files, format_layer_table, format_overview, models_overview
 
     if args.name is None:
         records = models_overview()
@@ -203,6 +203,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     try:
         if args.name.endswith(".safetensors"):
             model = load_weights_file(args.name)
+        elif args.name in arbitrary_scale_files(shipped_weights()):  # as shipped (implicit-fast)
+            model = load_weights_file(shipped_path(args.name))
         elif args.name not in list_models():
             error(args.name, f"unknown model; known: {', '.join(list_models())}")
             return 1

@@ -16,12 +16,12 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
-from .checkpoint import ALIASES, shipped_weights
+from .checkpoint import ALIASES, read_metadata, shipped_path, shipped_weights
 from .infer.upscale import model_forward
 from .registry import create_model, list_models
 
 __all__ = ["LayerRow", "count_params", "layer_macs", "trace_layers", "macs_per_output_pixel",
-           "build_for_scale", "models_overview", "format_overview", "format_layer_table",
+           "build_for_scale", "arbitrary_scale_files", "models_overview", "format_overview", "format_layer_table",
            "human"]
 
 _COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -125,17 +125,39 @@ def build_for_scale(name: str, scale: int) -> nn.Module | None:
     return model
 
 
+def arbitrary_scale_files(shipped: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Shipped scale-free files of models that take a scale (implicit, implicit-fast;
+    not the restorers), by name -> their weights metadata."""
+    out = {}
+    for name, scales in shipped.items():
+        path = shipped_path(name)
+        if scales or path is None:
+            continue
+        meta = read_metadata(path)
+        if getattr(create_model(meta["arch"], **meta["args"]), "takes_scale", False):
+            out[name] = meta
+    return out
+
+
 def models_overview(scales: Iterable[int] = (2, 3, 4)) -> list[dict[str, Any]]:
-    """One record per registered model: parameters and MACs per output pixel at
-    each scale (None where the model cannot serve it), input kind, channels,
-    and the scales of shipped weights."""
+    """One record per registered model, then per shipped arbitrary-scale file under a
+    name of its own (``implicit-fast``): parameters and MACs per output pixel at each
+    scale (None where the model cannot serve it), input kind, channels, and the
+    scales of shipped weights. A shipped scale-free file is described by its own
+    architecture arguments (the shipped ``implicit`` is deeper than the defaults)."""
     shipped = shipped_weights()
+    registered = list_models()
+    files = arbitrary_scale_files(shipped)
     out = []
-    for name in list_models():
+    for name in registered + [n for n in files if n not in registered]:
         rec: dict[str, Any] = {"name": name, "params": {}, "macs_per_px": {}}
+        meta = files.get(name)
         for s in scales:
             torch.manual_seed(0)
-            model = build_for_scale(name, s)
+            if meta is not None:
+                model = create_model(meta["arch"], **{**meta["args"], "scale": s})
+            else:
+                model = build_for_scale(name, s)
             if model is None:
                 rec["params"][s] = rec["macs_per_px"][s] = None
                 continue

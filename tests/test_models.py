@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import kakudai
-from kakudai.checkpoint import read_metadata, save_model
+from kakudai.checkpoint import WEIGHTS_DIR, load_model, read_metadata, save_model, shipped_weights
 from kakudai.infer.upscale import model_forward
 from kakudai.models.blocks import (UPSAMPLER_KINDS, SubPixelConv, TransposedConvUp, Upsampler,
                                    checkerboard_energy, icnr_)
@@ -207,7 +207,11 @@ def test_macs_per_pixel_known_architectures() -> None:
 
 def test_models_overview_covers_every_model() -> None:
     records = {r["name"]: r for r in models_overview()}
-    assert set(records) == set(kakudai.list_models())
+    # Every architecture, plus each shipped arbitrary-scale file under its own name.
+    any_scale = {n for n, w in shipped_weights().items() if not w and getattr(load_model(n, 2), "takes_scale", False)}
+    assert set(records) == set(kakudai.list_models()) | any_scale
+    for name in any_scale:  # described as shipped, not with the architecture's defaults
+        assert records[name]["params"][2] == count_params(load_model(name, 2)), name
     assert records["bicubic"]["macs_per_px"][2] == 0
     for r in records.values():
         for s in SCALES:
@@ -235,3 +239,7 @@ def test_cli_models(capsys) -> None:
     assert main(["models", "no-such-model"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kakudai: error: no-such-model: unknown model") and err.count("\n") == 1
+    if (WEIGHTS_DIR / "implicit-fast.safetensors").exists():  # a shipped file's own name
+        assert main(["models", "implicit-fast", "--scale", "2.5", "--input", "16x16"]) == 0
+        want = count_params(load_model("implicit-fast", 2.5))
+        assert f"parameters: {want:,}" in capsys.readouterr().out
