@@ -111,13 +111,13 @@ def macs_per_output_pixel(model: nn.Module, scale: float, lr_size: tuple[int, in
     return sum(r.macs for r in rows) / (out.shape[-2] * out.shape[-1])
 
 
-def build_for_scale(name: str, scale: int) -> nn.Module | None:
-    """``name`` built for ``scale`` with its default arguments, or None if it cannot
-    serve that scale (e.g. a restoration-only model)."""
+def build_for_scale(name: str, scale: int, **args: Any) -> nn.Module | None:
+    """``name`` built for ``scale`` with ``args`` (default: its default arguments), or
+    None if it cannot serve that scale (e.g. a restoration-only model)."""
     try:
-        model = create_model(name, scale=scale)
+        model = create_model(name, **{**args, "scale": scale})
     except TypeError:  # no ``scale`` argument: usable only at its own fixed scale
-        model = create_model(name)
+        model = create_model(name, **args)
         own = getattr(model, "scale", 1)
         return model if own == scale else None
     except ValueError:
@@ -154,10 +154,7 @@ def models_overview(scales: Iterable[int] = (2, 3, 4)) -> list[dict[str, Any]]:
         meta = files.get(name)
         for s in scales:
             torch.manual_seed(0)
-            if meta is not None:
-                model = create_model(meta["arch"], **{**meta["args"], "scale": s})
-            else:
-                model = build_for_scale(name, s)
+            model = build_for_scale(meta["arch"], s, **meta["args"]) if meta else build_for_scale(name, s)
             if model is None:
                 rec["params"][s] = rec["macs_per_px"][s] = None
                 continue

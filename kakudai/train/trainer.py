@@ -98,19 +98,16 @@ def _loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     whose errors are several times larger, dominate the gradient; log(L1) weighs every
     scale equally. The logged value stays the plain L1 so runs remain comparable.
     """
-    if name == "l1":
+    base = "l1" if name == "log_l1" else name
+    if base == "l1":
         v = F.l1_loss(pred, target)
-        return v, v
-    if name == "log_l1":
-        v = F.l1_loss(pred, target)
-        return torch.log(v + 1e-8), v
-    if name == "l2":
+    elif base == "l2":
         v = F.mse_loss(pred, target)
-        return v, v
-    if name == "charbonnier":
+    elif base == "charbonnier":
         v = torch.sqrt((pred - target) ** 2 + 1e-6).mean()
-        return v, v
-    raise ValueError(f"unknown loss {name!r}")
+    else:
+        raise ValueError(f"unknown loss {name!r}")
+    return (torch.log(v + 1e-8) if name == "log_l1" else v), v
 
 
 def _param_groups(model: nn.Module, lr_mult: dict[str, float]) -> list[dict[str, Any]]:
