@@ -136,6 +136,9 @@ def _worker(overrides_json: str, out: str) -> None:
         json.dumps(trainer._from_rank0(0.25 + 0.5 * trainer.rank)))
     state = {k: v.detach().contiguous() for k, v in trainer.model.state_dict().items()}
     save_file(state, str(Path(out) / f"rank{trainer.rank}.safetensors"))
+    # Without it, a rank could tear its gloo group down while the other still used it
+    # (rank 1 aborted, "terminate called without an active exception", in ~half the runs).
+    dist.barrier()
     dist.destroy_process_group()
 
 
