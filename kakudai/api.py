@@ -22,14 +22,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import ARBITRARY, load_model, resolve_model_name, shipped_weights
+from .checkpoint import ARBITRARY, DEGRADED, load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
 
-__all__ = ["upscale", "denoise", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
+__all__ = ["upscale", "denoise", "assess", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
 
 ALPHA_MODES = ("model", "bicubic")
 ProgressFn = Callable[[int, int], None]
@@ -102,15 +102,20 @@ class Upscaler:
     ``tile``: ``"auto"`` (largest tile within ``tile_budget`` bytes), a core tile
     side in input pixels, or None (whole image). ``alpha``: ``"model"`` upscales
     the alpha plane with the model, ``"bicubic"`` with MATLAB bicubic.
-    ``denoise``: 0-3 (waifu2x's JPEG-noise levels) cleans the image before it
-    is upscaled (:class:`kakudai.infer.restore.Denoiser`); None = off.
+    ``denoise``: ``"auto"`` reads each image's degradation (:func:`kakudai.infer.auto.assess`:
+    JPEG quality from the file or its pixels, noise level) and, for the ``default``
+    model, sends degraded images to the model trained on realistic inputs
+    (``checkpoint.DEGRADED``) and clean ones to the flagship; the last reading is
+    :attr:`last_assessment` and the model used :attr:`last_model`. 0-3 (waifu2x's
+    JPEG-noise levels) cleans the image with the JPEG restorer before it is upscaled
+    (:class:`kakudai.infer.restore.Denoiser`); None = neither.
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
     """
 
     def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
                  tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
-                 tile_budget: float = 1.0e9, denoise: int | None = None, backend: str = "torch",
+                 tile_budget: float = 1.0e9, denoise: int | str | None = None, backend: str = "torch",
                  precision: str = "fp32"):
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
@@ -125,7 +130,13 @@ class Upscaler:
         self._models: dict[float, nn.Module] = {}
         self._scales: list[float] | None | str = "unknown"
         self.denoiser = None
-        if denoise is not None:
+        self.auto = denoise == "auto"
+        self.last_assessment = None
+        self.last_model: str | nn.Module | os.PathLike = model
+        self._routes: dict[str, Upscaler] = {}
+        if isinstance(denoise, str) and not self.auto:
+            raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
+        if denoise is not None and not self.auto:
             from .infer.restore import Denoiser
             self.denoiser = Denoiser(noise_level=denoise, tile=tile, tta=tta, device=device,
                                      tile_budget=tile_budget)
@@ -188,6 +199,10 @@ class Upscaler:
         Samples keep their type (uint8, uint16, float32 in [0, 1]). ``on_tile(done,
         total)`` counts tiles over the colour and alpha passes.
         """
+        if self.auto:
+            route = self.route(img)
+            if route is not self:
+                return route(img, scale, width, height, on_tile)
         if self.denoiser is not None:
             img = self.denoiser(img)
         h, w = img.pixels.shape[:2]
@@ -210,6 +225,22 @@ class Upscaler:
             alpha = self._plane(amodel, img.alpha[:, :, None], native, tile, (oh, ow),
                                 progress(per_pass))[:, :, 0]
         return img.with_pixels(pixels, alpha)
+
+    def route(self, img: ImageData) -> "Upscaler":
+        """The upscaler for ``img`` under automatic denoising: this one, or one with the
+        model for degraded inputs when ``img`` is degraded (and that model ships)."""
+        from .infer.auto import assess
+        self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
+        self.last_model = self.model
+        other = DEGRADED.get(self.model) if isinstance(self.model, str) else None
+        if not a.degraded or other is None or not shipped_weights().get(other):
+            return self
+        if other not in self._routes:
+            self._routes[other] = Upscaler(other, tile=self.tile, tta=self.tta, alpha=self.alpha,
+                                           device=self.device, tile_budget=self.tile_budget,
+                                           backend=self.backend, precision=self.precision)
+        self.last_model = other
+        return self._routes[other]
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
                out_hw: tuple[int, int], on_tile: ProgressFn | None) -> np.ndarray:
@@ -258,7 +289,7 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
             height: int | None = None, alpha: str = "model", device: str | None = None,
             output: str | os.PathLike | None = None, format: str | None = None,
             quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            on_tile: ProgressFn | None = None, denoise: int | None = None, backend: str = "torch",
+            on_tile: ProgressFn | None = None, denoise: int | str | None = "auto", backend: str = "torch",
             precision: str = "fp32") -> Any:
     """Upscale a PIL image, a numpy array or an image file; returns the same kind.
 
@@ -276,7 +307,10 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
     ``scale`` (default 2), or ``width``/``height`` to fit a box (then ``scale``
     is ignored and derived). ``model``/``tile``/``tta``/``alpha``/``device``/``backend``/
     ``precision``: see :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
-    ``denoise`` 0-3 removes JPEG noise first (waifu2x's levels; see :func:`denoise`).
+    ``denoise``: ``"auto"`` (default) sends JPEG-compressed or noisy images to the model
+    trained on realistic inputs when ``model`` is ``default`` (see :class:`Upscaler`; the
+    reading is :func:`assess`); 0-3 removes JPEG noise first (waifu2x's levels; see
+    :func:`denoise`); None does neither.
     """
 
     if width is not None or height is not None:
@@ -332,3 +366,19 @@ def denoise(image: Any, *, noise_level: int | None = None, sigma: float | None =
     dn = Denoiser(noise_level=noise_level, sigma=sigma, jpeg=jpeg, model=model, tile=tile, tta=tta,
                   device=device)
     return _same_kind(image, dn, output=output, format=format, quality=quality, max_pixels=max_pixels)
+
+
+def assess(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """What automatic denoising reads from an image (a path, PIL image or array): its
+    JPEG quality (from a JPEG file's tables, else from its pixels), noise and texture
+    levels, and whether it counts as degraded (:class:`kakudai.infer.auto.Assessment`)."""
+    from PIL import Image
+
+    from .infer.auto import assess as _assess
+    if isinstance(image, (str, os.PathLike)):
+        data = read_image(image, max_pixels=max_pixels)
+    elif isinstance(image, Image.Image):
+        data = from_pil(image)
+    else:
+        data, _ = _array_to_data(np.asarray(image))
+    return _assess(data.pixels, data.jpeg_quality)

@@ -101,24 +101,53 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "task", "sr") != "sr":
         return _cmd_eval_restore(args)
 
-    from .checkpoint import WeightsError, load_model, resolve_model_name
+    from .checkpoint import DEGRADED, WeightsError, load_model, resolve_model_name
     from .evaluation import evaluate_folder
 
     name = args.model
     try:
+        if args.degrade:
+            from .data.pipeline import parse_spec
+            parse_spec(args.degrade)
         model = load_model(name, args.scale)
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:
+        error("--degrade", str(e))
+        return 1
     shown = resolve_model_name(name, args.scale) if name in ("default", "fast") else name
+    if name in DEGRADED and args.denoise == "auto":
+        # The automatic pipeline, as `kakudai upscale` runs it: each image is assessed and
+        # sent to the flagship (clean) or the model for degraded inputs.
+        model, shown = _auto_upscaler(name, args), f"{name} (auto: {shown} / {DEGRADED[name]})"
     border = args.border if args.border is not None else math.ceil(args.scale)
+    what = f", {args.degrade} after the shrink" if args.degrade else ""
     return _eval_dirs(
         args,
         lambda d: evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
-                                  channel=args.channel, border=args.border),
+                                  channel=args.channel, border=args.border, degrade=args.degrade),
         lambda r: (f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
-                   f"{args.channel.upper()}, border {border})"),
-        {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel})
+                   f"{args.channel.upper()}, border {border}{what})"),
+        {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel,
+         "degrade": args.degrade})
+
+
+def _auto_upscaler(name: str, args: argparse.Namespace):
+    """uint8 LR array -> uint8 SR array through ``Upscaler(name, denoise="auto")``."""
+    import numpy as np
+
+    from .api import Upscaler
+    from .data.io import ImageData
+
+    up = Upscaler(name, tile=args.tile, tta=args.tta, denoise="auto")
+
+    def run(lr: "np.ndarray") -> "np.ndarray":
+        px = lr[:, :, None] if lr.ndim == 2 else lr
+        out = up(ImageData(np.ascontiguousarray(px)), args.scale).pixels
+        return out[:, :, 0] if lr.ndim == 2 else out
+
+    return run
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
@@ -357,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--border", type=int, default=None, help="pixels shaved (default: ceil(scale))")
     e.add_argument("--json", action="store_true", help="last stdout line is one JSON object")
     e.add_argument("--quiet", action="store_true", help="no table")
+    e.add_argument("--degrade", default=None, metavar="SPEC",
+                   help="degrade the LR after the bicubic shrink, each step ending at 8 bits: "
+                        "jpeg:Q, noise:SIGMA, blur:SIGMA, or a chain such as blur:0.8,noise:5,jpeg:80")
+    e.add_argument("--denoise", choices=["auto", "off"], default="auto",
+                   help="with --model default: auto (as kakudai upscale) assesses each image and "
+                        "routes degraded ones to the model for real inputs; off: the flagship only")
     e.add_argument("--task", choices=["sr", "denoise", "jpeg"], default="sr",
                    help="sr (default); denoise: Gaussian noise --sigma S, PSNR on RGB; "
                         "jpeg: Pillow JPEG at --quality Q, PSNR on Y/gray")

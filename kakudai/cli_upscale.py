@@ -393,6 +393,8 @@ def _run_job(job: Job, up: "object", scale: float | None, width: int | None, hei
 
         result = up(data, scale, width, height, on_tile=on_tile)  # type: ignore[operator]
         del data
+        if getattr(args, "verbose", False) and getattr(up, "last_assessment", None) is not None:
+            _say(f"kakudai: {job.src}: {up.last_assessment.describe()} -> {up.last_model}")  # type: ignore[attr-defined]
         fmt = FORMAT_EXTENSIONS.get(job.dst.suffix.lower())
         write_image(job.dst, result, format=fmt, quality=args.quality)
         return "done"
@@ -441,8 +443,20 @@ def _run_video(job: Job, up: "object", scale: float | None, width: int | None, h
     # Video-only options (--crf, --preset, --codec, --pix-fmt, --frames, --batch, --denoise) if given.
     opts = {k: getattr(args, k) for k in ("crf", "preset", "codec", "pix_fmt", "frames", "batch", "denoise")
             if getattr(args, k, None) is not None}
+    if opts.get("denoise") == "auto":  # video frames go to the chosen model as they are
+        del opts["denoise"]
     video_fn(job.src, job.dst, scale, model=up.model_for(native), tile=tile,  # type: ignore[attr-defined]
              tta=args.tta, progress=True, **opts)
+
+
+def _denoise_arg(text: str) -> "int | str | None":
+    """``--denoise``: auto, off, or a level 0-3."""
+    t = text.strip().lower()
+    if t in ("auto", "off"):
+        return None if t == "off" else "auto"
+    if t in ("0", "1", "2", "3"):
+        return int(t)
+    raise argparse.ArgumentTypeError(f"expected auto, off or 0-3, not {text!r}")
 
 
 def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
@@ -462,9 +476,12 @@ def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
         size.add_argument("--width", type=int, default=None, help="output width in pixels (scale derived)")
         size.add_argument("--height", type=int, default=None, help="output height in pixels (scale derived)")
         size.add_argument("--size", default=None, metavar="WxH", help="fit inside WxH, keeping the aspect ratio")
-        u.add_argument("--denoise", type=int, choices=[0, 1, 2, 3], default=None, metavar="0-3",
-                       help="remove JPEG noise before upscaling: 0 = light ... 3 = strong "
-                            "(waifu2x's levels; see kakudai denoise)")
+        u.add_argument("--denoise", type=_denoise_arg, default="auto", metavar="auto|off|0-3",
+                       help="auto (default): read each image's JPEG quality and noise level and send "
+                            "degraded images to the model trained on real inputs; 0-3: remove JPEG "
+                            "noise first at waifu2x's levels (0 = light ... 3 = strong); off: neither")
+        u.add_argument("-v", "--verbose", action="store_true",
+                       help="print what --denoise auto read from each image and the model it chose")
     u.add_argument("--model", default="default", help="model name or .safetensors file (default: default)")
     u.add_argument("--tile", default="auto", metavar="auto|N",
                    help="core tile side in input pixels; auto fits a ~1 GB budget; 0 = whole image")

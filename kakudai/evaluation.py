@@ -36,12 +36,30 @@ def from_tensor(t: torch.Tensor) -> np.ndarray:
     return a[:, :, 0] if a.shape[2] == 1 else a
 
 
-def evaluate_folder(model: nn.Module, folder: str | os.PathLike, scale: float, *,
-                    tile: int | None = None, tta: bool = False, channel: str = "y",
-                    border: int | None = None, with_ssim: bool = True,
+def degraded_lr(name: str, lr: np.ndarray, scale: float, spec: str | None) -> np.ndarray:
+    """The benchmark LR of image ``name`` after the fixed degradation chain ``spec``
+    (e.g. ``"jpeg:75"``, ``"blur:0.8,noise:5,jpeg:80"``; see
+    :func:`kakudai.data.pipeline.parse_spec`), uint8 in and out. The noise is seeded
+    by the image name, scale and spec, so every run (and every compared program)
+    sees the same input. ``spec`` None or empty returns ``lr`` itself."""
+    if not spec:
+        return lr
+    import zlib
+    from .data.pipeline import apply_spec, parse_spec
+    seed = zlib.crc32(f"{name}|{float(scale)!r}|{spec}".encode())
+    return apply_spec(lr, parse_spec(spec), np.random.default_rng(seed))
+
+
+def evaluate_folder(model: nn.Module | Callable[[np.ndarray], np.ndarray], folder: str | os.PathLike,
+                    scale: float, *, tile: int | None = None, tta: bool = False, channel: str = "y",
+                    border: int | None = None, with_ssim: bool = True, degrade: str | None = None,
                     on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Score ``model`` on every image of ``folder`` at ``scale``.
 
+    ``model``: a network (run through :func:`super_resolve`), or any function from a
+    uint8 LR array to the uint8 SR array (e.g. the automatic pipeline of
+    :class:`kakudai.api.Upscaler`). ``degrade``: a fixed chain applied to the LR
+    after the bicubic shrink (:func:`degraded_lr`).
     Returns {"name", "n", "psnr", "ssim", "images": [{"name", "psnr", "ssim"}]}
     with means over images (the tables' convention).
     """
@@ -49,8 +67,12 @@ def evaluate_folder(model: nn.Module, folder: str | os.PathLike, scale: float, *
     shave = math.ceil(scale) if border is None else border
     rows = []
     for i, it in enumerate(items, start=1):
-        sr = from_tensor(super_resolve(model, to_tensor(it.lr), scale, tile=tile, tta=tta,
-                                       out_dtype=torch.uint8))
+        lr = degraded_lr(it.name, it.lr, scale, degrade)
+        if isinstance(model, nn.Module):
+            sr = from_tensor(super_resolve(model, to_tensor(lr), scale, tile=tile, tta=tta,
+                                           out_dtype=torch.uint8))
+        else:
+            sr = model(lr)
         row = {"name": it.name, "psnr": psnr(sr, it.hr, border=shave, channel=channel)}
         if with_ssim:
             row["ssim"] = ssim(sr, it.hr, border=shave, channel=channel)

@@ -135,6 +135,12 @@ def restore_kind(cfg: Any) -> str:
     raise ValueError("task=restore needs data.noise_sigma with a maximum > 0 or data.jpeg_prob > 0")
 
 
+def quantize_u8(img: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> the same clipped to [0, 1] and rounded to 8-bit levels
+    (what saving it as an 8-bit file does), still float32."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.float32) / np.float32(255.0)
+
+
 def _to_u8(img: np.ndarray) -> np.ndarray:
     """(C, H, W) float in [0, 1] -> uint8 (H, W) or (H, W, 3), clipped and rounded."""
     a = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
@@ -157,6 +163,9 @@ def _degrade_one(clean: np.ndarray, rng: np.random.Generator, cfg: Any, kind: st
         s_map = float(rng.uniform(lo, hi))
         sigma = float(rng.uniform(0.0, s_map)) if slack else s_map
         x = add_gaussian_noise(x, sigma, rng)
+        # The extra draw only when asked, so that earlier runs resume bit-exactly.
+        if cfg.noise_clip_prob > 0 and rng.random() < cfg.noise_clip_prob:
+            x = quantize_u8(x)
         level = noise_level(s_map)
     if "jpeg" in kind:
         qlo, qhi = int(cfg.jpeg_quality[0]), int(cfg.jpeg_quality[1])

@@ -78,7 +78,7 @@ class ImageData:
     ``pixels``: (H, W, 1) gray or (H, W, 3) RGB; uint8, uint16, or float32 in [0, 1].
     ``alpha``: (H, W) of the same dtype, or None. ``icc``: ICC profile bytes.
     ``exif``: EXIF block (orientation already applied and reset to 1).
-    ``mode``: the source's Pillow mode, for messages.
+    ``mode``: the source's Pillow mode, for messages. ``jpeg_quality``: see below.
     """
 
     pixels: np.ndarray
@@ -86,6 +86,9 @@ class ImageData:
     icc: bytes | None = None
     exif: bytes | None = None
     mode: str = ""
+    # The IJG quality of a JPEG source, read from its luminance quantisation table
+    # (None for other formats); what the automatic denoising trusts first.
+    jpeg_quality: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -254,6 +257,7 @@ def _normalise(im: Image.Image) -> ImageData:
     icc = im.info.get("icc_profile") or None
     exif = _exif_bytes(im)
     mode = im.mode
+    quality = _jpeg_quality(im)  # before any conversion drops the tables
     alpha = None
     if mode == "1":
         im = im.convert("L")
@@ -286,7 +290,20 @@ def _normalise(im: Image.Image) -> ImageData:
     else:
         raise ValueError(f"unsupported image mode {im.mode}")
     return ImageData(np.ascontiguousarray(pixels),
-                     None if alpha is None else np.ascontiguousarray(alpha), icc, exif, mode)
+                     None if alpha is None else np.ascontiguousarray(alpha), icc, exif, mode,
+                     quality)
+
+
+def _jpeg_quality(im: Image.Image) -> int | None:
+    """The IJG quality of a JPEG image from its luminance table, else None."""
+    tables = getattr(im, "quantization", None)
+    if not tables or 0 not in tables:
+        return None
+    from ..ops.estimate import jpeg_quality
+    try:
+        return jpeg_quality(tables[0])
+    except ValueError:  # a malformed table tells nothing
+        return None
 
 
 # 16-bit colour: Pillow's unpackers keep the high byte of each sample. The same

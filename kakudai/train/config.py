@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.pipeline import DegradeConfig
+
 
 @dataclass
 class ModelConfig:
@@ -36,6 +38,9 @@ class DataConfig:
     task: str = "sr"  # sr | restore (noise/JPEG degradations, scale 1)
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # uniform range, 0-255 units
     noise_gray_prob: float = 0.0  # fraction of patches made gray (gray noise)
+    # Fraction of noisy patches clipped to [0, 1] and rounded to 8 bits after the noise,
+    # as a saved noisy photo is (the rest keep the benchmark's unclipped float noise).
+    noise_clip_prob: float = 0.0
     jpeg_quality: list[int] = field(default_factory=lambda: [0, 0])  # uniform range; 0 = no JPEG
     jpeg_prob: float = 0.0  # fraction of patches JPEG-compressed
     # >1 draws low qualities more often: q = lo + (hi - lo) * u**power, u ~ U(0, 1)
@@ -48,6 +53,12 @@ class DataConfig:
     # integer scales, where the model is compared with fixed-scale models).
     continuous_fixed: list[float] = field(default_factory=list)
     continuous_fixed_prob: float = 0.0
+    # task = "sr": realistic LR (blur, resize, noise, JPEG in two stages; kakudai.data.pipeline)
+    # instead of the benchmark's clean MATLAB bicubic. Off by default.
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    # Validation inputs (task = "sr"): "" is the benchmark LR, else a fixed chain such as
+    # "jpeg:75" or "noise:10" applied after the shrink (kakudai.evaluation.degraded_lr).
+    val_degrade: list[str] = field(default_factory=lambda: [""])
 
 
 @dataclass

@@ -273,6 +273,8 @@ class Trainer:
             lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
                                             d.patch_candidates,
                                             part=(self.rank * per, (self.rank + 1) * per))
+            if d.degrade.enabled:
+                lr_u8 = self._degrade(hr_u8, scale)
             lr, hr = self._pair_tensors(lr_u8, hr_u8)
             return lr.to(self.device), hr.to(self.device)
         from ..data.degrade import degrade_batch
@@ -282,6 +284,19 @@ class Trainer:
         lr, hr = degrade_batch(hr, self.rng, d, self.channels,
                                level_map=bool(getattr(self.model, "level_map", False)))
         return self._rank_slice(lr, hr)
+
+    def _degrade(self, hr_u8: np.ndarray, scale: int) -> np.ndarray:
+        """Realistic LR patches for this rank's HR patches (B, P, P, 3) uint8.
+
+        One draw from the run's generator seeds the whole batch; patch n of the global
+        batch gets its own generator from (seed, n), so every rank consumes the same
+        draws and a patch's degradation does not depend on the number of ranks.
+        """
+        from ..data.pipeline import degrade_pair
+        seed = int(self.rng.integers(2**63))
+        first = self.rank * (self.cfg.data.batch_size // self.world)
+        return np.stack([degrade_pair(hp, scale, np.random.default_rng([seed, first + n]), self.cfg.data.degrade)
+                         for n, hp in enumerate(hr_u8)])
 
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
@@ -326,13 +341,16 @@ class Trainer:
         for s in (self.cfg.data.scales if self.cfg.data.task == "sr" else [1]):
             net = model.for_scale(s) if len(getattr(model, "scales", ())) > 1 else model
             for d in self.cfg.data.val_dirs:
-                if self.cfg.data.task == "sr":
-                    r = evaluate_folder(net, resolve_data_path(d), s, with_ssim=False)
-                else:
+                if self.cfg.data.task != "sr":
                     from ..evaluation import evaluate_restoration
                     r = evaluate_restoration(net, resolve_data_path(d), self.cfg.data)
-                rec[f"{r['name']}_x{s}"] = round(r["psnr"], 4)
-                scores.append(r["psnr"])
+                    rec[f"{r['name']}_x{s}"] = round(r["psnr"], 4)
+                    scores.append(r["psnr"])
+                    continue
+                for spec in self.cfg.data.val_degrade:
+                    r = evaluate_folder(net, resolve_data_path(d), s, with_ssim=False, degrade=spec)
+                    rec[f"{r['name']}_x{s}" + (f"_{spec}" if spec else "")] = round(r["psnr"], 4)
+                    scores.append(r["psnr"])
         model.train()
         rec["psnr"] = float(np.mean(scores))
         return rec
