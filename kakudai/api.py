@@ -226,6 +226,13 @@ class Upscaler:
                                 progress(per_pass))[:, :, 0]
         return img.with_pixels(pixels, alpha)
 
+    def report(self) -> str | None:
+        """What automatic denoising read from the last image and the model it chose, or None."""
+        if self.last_assessment is None:
+            return None
+        name = self.last_model if isinstance(self.last_model, (str, os.PathLike)) else type(self.last_model).__name__
+        return f"{self.last_assessment.describe()} -> {name}"
+
     def route(self, img: ImageData) -> "Upscaler":
         """The upscaler for ``img`` under automatic denoising: this one, or one with the
         model for degraded inputs when ``img`` is degraded (and that model ships)."""

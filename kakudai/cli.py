@@ -81,17 +81,20 @@ def _cmd_eval_restore(args: argparse.Namespace) -> int:
     what = f"sigma {args.sigma:g}" if kind == "noise" else f"quality {args.quality}"
     told = "" if args.assume_level is None or model is None else f", model told {args.assume_level:g}"
     scored = "RGB/gray, seed %d" % args.seed if kind == "noise" else "Y/gray"
+    if kind == "noise" and args.clip:
+        scored += ", noisy input clipped and rounded to 8 bits"
 
     def run_one(d):
         if kind == "noise":
             return evaluate_denoise(model, d, args.sigma, seed=args.seed, assume_sigma=args.assume_level,
-                                    tile=args.tile, tta=args.tta)
+                                    tile=args.tile, tta=args.tta, clip=args.clip)
         return evaluate_jpeg(model, d, args.quality, tile=args.tile, tta=args.tta,
                              assume_quality=None if args.assume_level is None else int(args.assume_level))
 
     return _eval_dirs(args, run_one,
                       lambda r: f"{r['name']}  {args.task} {what}  model={shown}  ({r['n']} images, {scored}{told})",
                       {"model": shown, "task": args.task, "sigma": args.sigma, "quality": args.quality,
+                       "clip": args.clip,
                        "assume_level": args.assume_level, "seed": args.seed, "tta": args.tta})
 
 
@@ -169,6 +172,8 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         tile = args.tile if args.tile in (None, "auto") else int(args.tile)
     except ValueError:
         tile = "auto"  # run_upscale reports the bad --tile
+    if args.noise_level is None and args.sigma is None and args.jpeg is None:
+        args.noise_level = "auto"
     try:
         dn = Denoiser(noise_level=args.noise_level, sigma=args.sigma, jpeg=args.jpeg,
                       model=None if args.model == "default" else args.model, tile=tile or None,
@@ -179,8 +184,23 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as e:  # a strength out of range, an unknown --device
         error(args.device or "denoise", str(e).splitlines()[0])
         return 1
-    return run_upscale(args, processor=lambda data, *_size, on_tile=None: dn(data, on_tile=on_tile),
-                       desc="denoise", jpeg_as=".png")
+    return run_upscale(args, processor=_DenoiseStep(dn), desc="denoise", jpeg_as=".png")
+
+
+class _DenoiseStep:
+    """A Denoiser as the batch driver calls a processor (size arguments unused)."""
+
+    def __init__(self, dn):
+        self.dn = dn
+
+    def __call__(self, data, *_size, on_tile=None):
+        return self.dn(data, on_tile=on_tile)
+
+    def report(self) -> str | None:
+        """What --verbose prints for the last image (automatic strength only)."""
+        if not self.dn.auto or self.dn.last_assessment is None:
+            return None
+        return f"{self.dn.last_assessment.describe()} -> {self.dn.description}"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -372,6 +392,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _noise_level_arg(text: str) -> "int | str":
+    t = text.strip().lower()
+    if t == "auto":
+        return t
+    if t in ("0", "1", "2", "3"):
+        return int(t)
+    raise argparse.ArgumentTypeError(f"expected auto or 0-3, not {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -398,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sigma", type=float, default=None, help="noise std in 0-255 units (--task denoise)")
     e.add_argument("--quality", type=int, default=None, help="JPEG quality 1-100 (--task jpeg)")
     e.add_argument("--seed", type=int, default=0, help="noise seed (--task denoise)")
+    e.add_argument("--clip", action="store_true",
+                   help="--task denoise: clip and round the noisy input to 8 bits, as a saved file is "
+                        "(the published protocol leaves it float and unclipped)")
     e.add_argument("--assume-level", type=float, default=None, metavar="L",
                    help="strength the restoration model is told (sigma or quality; default: the true one)")
     e.set_defaults(func=_cmd_eval)
@@ -411,14 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Remove JPEG artifacts (--noise-level, --jpeg) or Gaussian noise "
                                     "(--sigma). Cleaned JPEG inputs are written as PNG (same stem) "
                                     "unless --format asks otherwise.")
-    strength = dn.add_mutually_exclusive_group(required=True)
-    strength.add_argument("--noise-level", type=int, choices=[0, 1, 2, 3], default=None, metavar="0-3",
-                          help="JPEG cleanup as in waifu2x: 0 = light (quality 85+), 1 = medium (65+), "
-                               "2 = strong (40+), 3 = strongest (20+)")
+    strength = dn.add_mutually_exclusive_group()
+    strength.add_argument("--noise-level", type=_noise_level_arg, default=None, metavar="auto|0-3",
+                          help="auto (the default): estimate each image's noise level and JPEG quality "
+                               "and clean it accordingly; 0-3: JPEG cleanup as in waifu2x: 0 = light "
+                               "(quality 85+), 1 = medium (65+), 2 = strong (40+), 3 = strongest (20+)")
     strength.add_argument("--sigma", type=float, default=None, metavar="S",
                           help="Gaussian noise of std S in 0-255 units (0-55)")
     strength.add_argument("--jpeg", type=int, nargs="?", const=True, default=None, metavar="Q",
                           help="JPEG artifacts: the quality Q the image was saved at, or blind without Q")
+    dn.add_argument("-v", "--verbose", action="store_true",
+                    help="print what --noise-level auto read from each image and the strength it chose")
     _upscale_arguments(dn, same_size=True)
     dn.set_defaults(func=_cmd_denoise)
 

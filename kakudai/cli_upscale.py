@@ -393,8 +393,9 @@ def _run_job(job: Job, up: "object", scale: float | None, width: int | None, hei
 
         result = up(data, scale, width, height, on_tile=on_tile)  # type: ignore[operator]
         del data
-        if getattr(args, "verbose", False) and getattr(up, "last_assessment", None) is not None:
-            _say(f"kakudai: {job.src}: {up.last_assessment.describe()} -> {up.last_model}")  # type: ignore[attr-defined]
+        line = up.report() if getattr(args, "verbose", False) and hasattr(up, "report") else None
+        if line:
+            _say(f"kakudai: {job.src}: {line}")
         fmt = FORMAT_EXTENSIONS.get(job.dst.suffix.lower())
         write_image(job.dst, result, format=fmt, quality=args.quality)
         return "done"

@@ -146,9 +146,12 @@ def _score_restoration(model: nn.Module | None, folder: str | os.PathLike,
 
 def evaluate_denoise(model: nn.Module | None, folder: str | os.PathLike, sigma: float, *,
                      seed: int = 0, assume_sigma: float | None = None, tile: int | None = None,
-                     tta: bool = False, with_ssim: bool = True,
+                     tta: bool = False, with_ssim: bool = True, clip: bool = False,
                      on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Gaussian denoising PSNR on every image of ``folder`` (the DnCNN/FFDNet protocol).
+
+    ``clip``: the noisy image is clipped to 0-255 and rounded, as a saved noisy file
+    is (the same noise draws; not the published protocol).
 
     Image i (sorted by name), uint8 clean c: noisy = c + sigma * N(0, 1) in 0-255
     float64 units, the normal samples from ``numpy.random.default_rng((seed, i))``
@@ -163,10 +166,11 @@ def evaluate_denoise(model: nn.Module | None, folder: str | os.PathLike, sigma: 
     level = noise_level(sigma if assume_sigma is None else assume_sigma)
     def degrade(i: int, clean: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng((seed, i))
-        return (clean.astype(np.float64) + rng.standard_normal(clean.shape) * float(sigma)) / 255.0
+        noisy = clean.astype(np.float64) + rng.standard_normal(clean.shape) * float(sigma)
+        return (np.clip(np.rint(noisy), 0, 255) if clip else noisy) / 255.0
 
     rows = _score_restoration(model, folder, degrade, level, "rgb", tile, tta, with_ssim, on_image)
-    return _summarise(folder, rows, with_ssim, task="denoise", sigma=float(sigma), seed=seed)
+    return _summarise(folder, rows, with_ssim, task="denoise", sigma=float(sigma), seed=seed, clip=clip)
 
 
 def evaluate_jpeg(model: nn.Module | None, folder: str | os.PathLike, quality: int, *,

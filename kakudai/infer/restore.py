@@ -46,6 +46,9 @@ __all__ = ["restore", "restore_array", "load_restorer", "for_channels", "level_v
 NOISE_LEVEL_QUALITY = {0: 85, 1: 65, 2: 40, 3: 20}
 BLIND_QUALITY = 10  # the strongest trained JPEG level: "any quality from 10 up"
 MAX_SIGMA = 55.0  # the strongest trained noise level
+# Automatic strength: the estimated sigma times this (a level a little above the real
+# noise costs little; one below it leaves noise in).
+AUTO_MARGIN = 1.1
 # Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
 # Noise: the residual U-Net since session 8 (ahead of RED10 everywhere; rednet-noise
 # still ships beside it, `--model rednet-noise`).
@@ -274,17 +277,57 @@ class Denoiser:
     noise or JPEG artifacts of the colour planes). Samples keep their dtype.
     """
 
-    def __init__(self, noise_level: int | None = None, sigma: float | None = None,
+    def __init__(self, noise_level: "int | str | None" = None, sigma: float | None = None,
                  jpeg: bool | int | None = None, model: "str | nn.Module | None" = None,
                  tile: int | str | None = "auto", tta: bool = False,
                  device: "str | torch.device | None" = None, tile_budget: float = 1.0e9):
+        self.tile, self.tta, self.tile_budget, self.device = tile, tta, tile_budget, device
+        self.auto = noise_level == "auto"
+        self.last_assessment = None
+        self._nets: dict[str, nn.Module] = {}
+        if self.auto:
+            if sigma is not None or jpeg is not None or model is not None:
+                raise ValueError("noise level auto chooses the model and strength itself")
+            self.kind, self.level, self.description = "", None, "auto"
+            return
         self.kind, self.level, self.description = denoise_settings(noise_level, sigma, jpeg)
-        net = load_restorer(self.kind, model)
-        self.model = net.to(device) if device is not None else net
-        self.tile, self.tta, self.tile_budget = tile, tta, tile_budget
+        self.model = self._net(self.kind, model)
+
+    def _net(self, kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
+        if kind not in self._nets:
+            net = load_restorer(kind, model)
+            self._nets[kind] = net.to(self.device) if self.device is not None else net
+        return self._nets[kind]
+
+    def settings_for(self, img) -> "tuple[str, float, str] | None":
+        """Automatic strength for ImageData ``img``: (kind, level, description), or None
+        when it looks clean. Noise wins over JPEG (a noisy JPEG's artifacts are mostly its
+        noise); the level is the estimate with AUTO_MARGIN, since the models take their
+        level as an upper bound and a level too low leaves noise in."""
+        from .auto import NOISE_MIN_SIGMA, assess
+        self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
+        if a.noisy:
+            # Flagged by the texture reading alone: noise on strong texture, which the
+            # white-noise reading misses; the texture level bounds it from above.
+            est = a.noise_sigma if a.noise_sigma >= NOISE_MIN_SIGMA else a.texture_sigma
+            sigma = min(MAX_SIGMA, AUTO_MARGIN * est)
+            return "noise", level_value("noise", sigma=sigma), f"noise sigma ~{sigma:.1f} (estimated)"
+        if a.jpeg:
+            q = max(BLIND_QUALITY, int(a.jpeg_quality))  # type: ignore[arg-type]
+            return "jpeg", level_value("jpeg", quality=q), f"JPEG quality {q} ({a.jpeg_from})"
+        return None
 
     def __call__(self, img, on_tile: Callable[[int, int], None] | None = None):
         """``img``: ImageData with (H, W, 1|3) uint8 / uint16 / float32 pixels -> same."""
+        if self.auto:
+            settings = self.settings_for(img)
+            if settings is None:
+                self.description = "clean: unchanged"
+                return img
+            kind, level, self.description = settings
+            model = self._net(kind)
+        else:
+            model, level = self.model, self.level
         a = img.pixels
         out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(a.dtype)
         if out_dtype is None and a.dtype != np.float32:
@@ -292,6 +335,6 @@ class Denoiser:
         if not a.flags.writeable:  # e.g. a view of a PIL image; torch wants writable memory
             a = a.copy()
         x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
-        y = restore(self.model, x, self.level, tile=self.tile, tta=self.tta, out_dtype=out_dtype,
+        y = restore(model, x, level, tile=self.tile, tta=self.tta, out_dtype=out_dtype,
                     on_tile=on_tile, tile_budget=self.tile_budget)
         return img.with_pixels(np.ascontiguousarray(y[0].permute(1, 2, 0).numpy()), img.alpha)

@@ -1,0 +1,177 @@
+"""Degradation estimators (ops/estimate.py) and the automatic routing built on them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kakudai.ops.estimate import (IJG_LUMA_TABLE, blockiness, ijg_table, jpeg_history, jpeg_quality,
+                                  noise_sigma, texture_sigma)
+
+
+def _photo_like(h=160, w=192, seed=0) -> np.ndarray:
+    """A smooth colour image with some edges (no noise): blurred random blobs, uint8."""
+    g = np.random.default_rng(seed)
+    small = g.random((h // 16 + 2, w // 16 + 2, 3))
+    img = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC),
+                     dtype=np.float64)
+    img[h // 3:h // 2, w // 4:] = 40.0  # a hard edge
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def _jpeg(u8: np.ndarray, q: int) -> tuple[np.ndarray, Image.Image]:
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=q)
+    im = Image.open(io.BytesIO(buf.getvalue()))
+    return np.asarray(im.convert("RGB")), im
+
+
+def test_ijg_table_at_50_is_the_standard_table():
+    np.testing.assert_array_equal(ijg_table(50).reshape(-1), IJG_LUMA_TABLE)
+    assert ijg_table(100).max() == 1 and ijg_table(1).max() == 255
+
+
+@pytest.mark.parametrize("q", [5, 10, 25, 50, 60, 75, 85, 90, 95, 98])
+def test_quality_from_libjpeg_tables(q):
+    _, im = _jpeg(_photo_like(64, 64), q)
+    assert jpeg_quality(im.quantization[0]) == q
+
+
+def test_noise_estimate_on_clean_and_noisy_images():
+    clean = _photo_like()
+    assert noise_sigma(clean) < 1.0
+    g = np.random.default_rng(1)
+    for sigma in (5.0, 10.0, 20.0):
+        noisy = np.clip(clean + g.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
+        assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.15)
+        assert texture_sigma(noisy) >= noise_sigma(noisy) * 0.9
+
+
+def test_noise_estimate_is_not_fooled_by_fine_texture():
+    """Texture alone reads as no white noise; noise on strong texture can hide from the
+    white-noise reading, and the texture reading is what then flags it."""
+    from kakudai.infer.auto import TEXTURE_MIN_SIGMA
+    g = np.random.default_rng(2)
+    # Texture: a smooth 2-pixel-period pattern (correlated, unlike white noise).
+    yy, xx = np.mgrid[0:160, 0:192]
+    tex = 128 + 40 * np.sin(xx * 1.3 + 0.5 * np.sin(yy * 0.2)) * np.sin(yy * 1.1)
+    tex = np.clip(tex, 0, 255).round().astype(np.uint8)
+    assert noise_sigma(tex) < 3.0 < texture_sigma(tex)
+    noisy = np.clip(tex + g.normal(0, 10, tex.shape), 0, 255).round().astype(np.uint8)
+    assert texture_sigma(tex) < TEXTURE_MIN_SIGMA < texture_sigma(noisy)
+
+
+def test_jpeg_history_from_pixels():
+    clean = _photo_like()
+    assert jpeg_history(clean) is None
+    for q in (40, 75, 90):
+        dec, _ = _jpeg(clean, q)
+        got = jpeg_history(dec)
+        assert got is not None and q - 3 <= got <= q
+    # A JPEG cropped off its grid and saved losslessly keeps a shifted grid.
+    dec, _ = _jpeg(clean, 60)
+    got = jpeg_history(dec[3:, 5:])
+    assert got is not None and 57 <= got <= 60
+
+
+def test_blockiness_grows_with_compression():
+    clean = _photo_like()
+    b = [blockiness(clean)] + [blockiness(_jpeg(clean, q)[0]) for q in (50, 30, 10)]
+    assert b == sorted(b) and b[-1] > b[0] + 0.5
+
+
+def test_assess_and_routing(monkeypatch):
+    import kakudai.api as api
+    from kakudai.data.io import ImageData
+    from kakudai.infer.auto import assess
+
+    clean = _photo_like()
+    g = np.random.default_rng(3)
+    noisy = np.clip(clean + g.normal(0, 10, clean.shape), 0, 255).round().astype(np.uint8)
+    a = assess(clean)
+    assert not a.degraded and a.jpeg_quality is None
+    assert assess(noisy).noisy
+    dec, _ = _jpeg(clean, 70)
+    assert assess(dec).jpeg and assess(dec).jpeg_from == "pixels"
+    f = assess(clean, file_quality=60)  # the file's own tables win
+    assert f.jpeg_quality == 60 and f.jpeg_from == "file" and f.degraded
+    assert "JPEG q60 (file)" in f.describe()
+
+    # Degraded images go to the alias's model for degraded inputs; clean ones stay.
+    monkeypatch.setitem(api.DEGRADED, "default", "espcn")
+    up = api.Upscaler("default", denoise="auto", tile=None)
+    out = up(ImageData(noisy), 2)
+    assert up.last_model == "espcn" and up.last_assessment.noisy
+    assert out.pixels.shape == (320, 384, 3)
+    up(ImageData(clean), 2)
+    assert up.last_model == "default" and not up.last_assessment.degraded
+    # Other models are never rerouted; denoise=None never assesses.
+    up2 = api.Upscaler("bicubic", denoise="auto")
+    up2(ImageData(noisy), 2)
+    assert up2.last_model == "bicubic"
+    up3 = api.Upscaler("default", denoise=None)
+    up3(ImageData(noisy), 2)
+    assert up3.last_assessment is None
+    with pytest.raises(ValueError):
+        api.Upscaler("default", denoise="sometimes")
+
+
+def test_cli_verbose_prints_the_reading(tmp_path, capsys):
+    from kakudai.cli import main
+
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(_photo_like(48, 64)).save(src, quality=60)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), "-v", "--model", "bicubic"]) == 0
+    err = capsys.readouterr().err
+    assert "JPEG q60 (file)" in err and "-> bicubic" in err
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main(["upscale", str(src), "-o", str(tmp_path / "o2.png"), "--denoise", "sometimes"])
+    assert e.value.code == 2
+
+
+def test_eval_degrade_option(bench_dir, capsys):
+    from kakudai.cli import main
+
+    assert main(["eval", "--model", "bicubic", "--scale", "2", "--degrade", "jpeg:101",
+                 str(bench_dir / "Set5")]) == 1
+    assert "--degrade" in capsys.readouterr().err
+    assert main(["eval", "--model", "bicubic", "--scale", "2", "--degrade", "noise:10", "--json", "--quiet",
+                 str(bench_dir / "Set5")]) == 0
+    import json
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # Bicubic of noisy inputs scores below the clean protocol's 33.66 dB.
+    assert r["degrade"] == "noise:10" and 25.0 < r["psnr"] < 33.0
+
+
+def test_denoise_auto_strength(tmp_path, capsys):
+    """`kakudai denoise` with no strength reads each image: noise -> the noise model at the
+    estimated sigma, a JPEG file -> the JPEG model at its own quality, clean -> unchanged."""
+    from kakudai.cli import main
+
+    clean = _photo_like(64, 80)
+    g = np.random.default_rng(5)
+    Image.fromarray(np.clip(clean + g.normal(0, 15, clean.shape), 0, 255).round().astype(np.uint8)).save(
+        tmp_path / "noisy.png")
+    Image.fromarray(clean).save(tmp_path / "photo.jpg", quality=40)
+    Image.fromarray(clean).save(tmp_path / "clean.png")
+    out = tmp_path / "out"
+    assert main(["denoise", str(tmp_path / "noisy.png"), str(tmp_path / "photo.jpg"), str(tmp_path / "clean.png"),
+                 "-o", str(out), "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "noisy.png: no JPEG trace" in err and "-> noise sigma ~1" in err
+    assert "photo.jpg: JPEG q40 (file)" in err and "-> JPEG quality 40 (file)" in err
+    assert "clean.png" in err and "-> clean: unchanged" in err
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "clean.png")), clean)
+
+
+def test_clipped_noise_protocol(bench_dir):
+    from kakudai.evaluation import evaluate_denoise
+
+    ref = evaluate_denoise(None, bench_dir / "Set5", 25.0, with_ssim=False)
+    clipped = evaluate_denoise(None, bench_dir / "Set5", 25.0, with_ssim=False, clip=True)
+    # The same draws, clipped and rounded: the input PSNR moves (less noise at the clipped ends).
+    assert clipped["clip"] and not ref["clip"]
+    assert 0.01 < clipped["psnr"] - ref["psnr"] < 1.5
