@@ -25,7 +25,7 @@ import torch.nn as nn
 from .checkpoint import ARBITRARY, DEGRADED, load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
-from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve
+from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
 
@@ -111,12 +111,15 @@ class Upscaler:
     (:class:`kakudai.infer.restore.Denoiser`); None = neither.
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
+    ``chroma_eps``: with a Y-only model, clean the chroma with a luma-guided filter of
+    this strength (:func:`kakudai.infer.upscale.super_resolve`); automatic denoising sets it
+    for degraded images.
     """
 
     def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
                  tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
                  tile_budget: float = 1.0e9, denoise: int | str | None = None, backend: str = "torch",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", chroma_eps: float | None = None):
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
         if isinstance(tile, str) and tile != "auto":
@@ -124,6 +127,7 @@ class Upscaler:
         if isinstance(tile, int) and tile < 0:
             raise ValueError(f"tile must be positive, got {tile}")
         self.model, self.tile, self.tta, self.alpha = model, tile, tta, alpha
+        self.chroma_eps = chroma_eps
         self.device = torch.device(device) if device is not None else None
         self.tile_budget = tile_budget
         self.backend, self.precision = backend, precision
@@ -182,8 +186,9 @@ class Upscaler:
 
     def tiles_for(self, h: int, w: int, scale: float) -> int:
         """Number of tiles one plane of an h x w image is cut into (progress totals)."""
-        t = self._tile_side(self.model_for(scale), h, w, scale)
-        return 1 if not t else tile_count(h, w, t, scale)
+        model = self.model_for(scale)
+        t = self._tile_side(model, h, w, scale)
+        return 1 if not t else tile_count(h, w, t, scale, tile_multiple(model, scale))
 
     def _tile_side(self, model: nn.Module, h: int, w: int, scale: float) -> int | None:
         if self.tile != "auto":
@@ -236,7 +241,7 @@ class Upscaler:
     def route(self, img: ImageData) -> "Upscaler":
         """The upscaler for ``img`` under automatic denoising: this one, or one with the
         model for degraded inputs when ``img`` is degraded (and that model ships)."""
-        from .infer.auto import assess
+        from .infer.auto import DEGRADED_CHROMA_EPS, assess
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
         self.last_model = self.model
         other = DEGRADED.get(self.model) if isinstance(self.model, str) else None
@@ -245,7 +250,8 @@ class Upscaler:
         if other not in self._routes:
             self._routes[other] = Upscaler(other, tile=self.tile, tta=self.tta, alpha=self.alpha,
                                            device=self.device, tile_budget=self.tile_budget,
-                                           backend=self.backend, precision=self.precision)
+                                           backend=self.backend, precision=self.precision,
+                                           chroma_eps=DEGRADED_CHROMA_EPS)
         self.last_model = other
         return self._routes[other]
 
@@ -259,7 +265,7 @@ class Upscaler:
             warnings.simplefilter("ignore", UserWarning)
             x = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)  # a view; tiles convert to float
         y = super_resolve(model, x, native, tile=tile, tta=self.tta, out_dtype=out_dtype,
-                          on_tile=on_tile)
+                          on_tile=on_tile, chroma_eps=self.chroma_eps if a.shape[2] == 3 else None)
         if tuple(y.shape[-2:]) != tuple(out_hw):
             y = _resize_samples(y, out_hw)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())

@@ -104,6 +104,8 @@ def main() -> int:
     ap.add_argument("--bench", default=str(REPO.parent / "shared" / "data" / "bench"))
     ap.add_argument("--config", help="the config that reproduces the weights (default configs/NAME.toml)")
     ap.add_argument("--note", default="")
+    ap.add_argument("--degrade", action="append", default=[], metavar="SPEC",
+                    help="also evaluate on LR degraded by SPEC after the shrink (kakudai eval --degrade)")
     args = ap.parse_args()
 
     src = load_weights_file(args.weights)
@@ -116,15 +118,18 @@ def main() -> int:
         # Exactly what load_model() gives users: one scale, eval mode, channels-last weights.
         model = for_inference(src.for_scale(s) if len(getattr(src, "scales", ())) > 1 else src)
         table = {}
-        for ds in ("Set5", "Set14"):
-            r = evaluate_folder(model, Path(args.bench) / ds, s)
-            table[ds] = {"psnr": round(r["psnr"], 4), "ssim": round(r["ssim"], 4), "n": r["n"]}
+        for spec in [""] + args.degrade:
+            for ds in ("Set5", "Set14"):
+                r = evaluate_folder(model, Path(args.bench) / ds, s, degrade=spec)
+                table[f"{ds} {spec}" if spec else ds] = {"psnr": round(r["psnr"], 4), "ssim": round(r["ssim"], 4),
+                                                         "n": r["n"]}
         secs = time_1080p(model, s)
         card = {
             "name": args.name, "scale": s, "arch": model.arch, "args": model.arch_args,
             "params": sum(p.numel() for p in model.parameters()),
             "eval": table,
-            "eval_command": f"kakudai eval --model {args.name} --scale {s} ../shared/data/bench/Set5 ../shared/data/bench/Set14",
+            "eval_command": f"kakudai eval --model {args.name} --scale {s} ../shared/data/bench/Set5 ../shared/data/bench/Set14"
+                            + "".join(f" (and --degrade {spec})" for spec in args.degrade),
             "protocol": "Y (BT.601 16-235), border = scale, LR = MATLAB bicubic rounded to uint8",
             "time_1080p_s": round(secs, 3),
             "time_note": f"median super_resolve of a {math.ceil(1920 / s)}x{math.ceil(1080 / s)} RGB input "
