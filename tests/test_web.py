@@ -247,7 +247,9 @@ def test_features_follow_the_api_signature():
     req = parse_request({"model": "bicubic", "width": "300", "denoise": "2"}, cfg, feats, model_choices())
     assert req.api_kwargs(feats) == {"model": "bicubic", "size": (300, None), "denoise": 2}
     req = parse_request({"model": "default", "scale": "2.5"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.5}
+    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.5, "denoise": "auto"}  # the default
+    req = parse_request({"model": "default", "scale": "2", "denoise": "none"}, cfg, feats, model_choices())
+    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.0, "denoise": None}  # off, said explicitly
 
 
 # ---------------------------------------------------------------------- jobs, queue, limits on work

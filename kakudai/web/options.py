@@ -161,7 +161,7 @@ class UpscaleRequest:
     model: str
     scale: float | None = None
     size: tuple[int | None, int | None] | None = None  # target (width, height); one may be None
-    denoise: int | None = None  # None: no noise reduction
+    denoise: int | str | None = "auto"  # "auto": as the CLI's default; None: no noise reduction
 
     def api_kwargs(self, features: ApiFeatures) -> dict[str, Any]:
         """Keyword arguments for :func:`kakudai.upscale` (image, tile, progress excluded)."""
@@ -173,7 +173,7 @@ class UpscaleRequest:
                 kw["width"], kw["height"] = self.size
         else:
             kw["scale"] = self.scale
-        if self.denoise is not None:
+        if self.denoise is not None or features.denoise:
             kw["denoise"] = self.denoise
         return kw
 
@@ -208,14 +208,16 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
         raise ApiError(400, f"unknown model {model[:40]!r}; available: {', '.join(by_name)}")
 
     denoise_text = _field(form, "denoise").lower()
-    denoise = None
-    if denoise_text not in ("", "none", "off", "-1"):
+    denoise: int | str | None = "auto" if features.denoise else None
+    if denoise_text in ("none", "off", "-1"):
+        denoise = None
+    elif denoise_text not in ("", "auto"):
         try:
             denoise = int(denoise_text)
         except ValueError:
             denoise = -1
         if denoise not in DENOISE_LEVELS:
-            raise ApiError(400, f"denoise must be none or 0-3, got {denoise_text[:20]!r}")
+            raise ApiError(400, f"denoise must be auto, none or 0-3, got {denoise_text[:20]!r}")
         if not features.denoise:
             raise ApiError(400, "noise reduction (denoise) is not available in this version of kakudai")
 
