@@ -465,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--crop", default=None, metavar="x,y,w,h", help="crop in output/HR pixels (default: centre)")
     c.add_argument("--scale", type=float, default=3)
     c.add_argument("--lr", action="store_true", help="IMAGE is a low-resolution input: no original, no PSNR")
+    c.add_argument("--degrade", default=None, metavar="SPEC",
+                   help="degrade the shrunk image first, as kakudai eval --degrade (e.g. jpeg:75, noise:10)")
     c.add_argument("--zoom", type=int, default=None, help="panel enlargement (default: panels ~256 px)")
     c.set_defaults(func=_cmd_compare)
 

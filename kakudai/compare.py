@@ -67,18 +67,21 @@ def parse_crop(text: str | None, h: int, w: int) -> tuple[int, int, int, int]:
 
 
 def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale: float,
-                   lr: bool = False, tile: int | str | None = "auto") -> list[Panel]:
+                   lr: bool = False, tile: int | str | None = "auto", degrade: str | None = None) -> list[Panel]:
     """Upscale the image at ``path`` with each (label, model) and return the panels.
 
     HR mode: the image is mod-cropped to a multiple of ``scale``, downscaled
-    (MATLAB bicubic, rounded to 8 bits), upscaled, and scored; the original is
-    the last panel. LR mode (``lr=True``): the image is upscaled as it is.
-    Raises ImageReadError / WeightsError / ValueError.
+    (MATLAB bicubic, rounded to 8 bits), degraded by the ``degrade`` chain if given
+    (:func:`kakudai.evaluation.degraded_lr`, as ``kakudai eval --degrade``), upscaled,
+    and scored; the original is the last panel. LR mode (``lr=True``): the image is
+    upscaled as it is. Models run as ``kakudai upscale`` runs them (``default``
+    with automatic denoising). Raises ImageReadError / WeightsError / ValueError.
     """
     from .api import Upscaler
     from .checkpoint import resolve_model_name
     from .data.datasets import degrade_bicubic, mod_crop
     from .data.io import ImageData, read_image
+    from .evaluation import degraded_lr
     from .ops.metrics import psnr
 
     data = read_image(path)
@@ -92,7 +95,7 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
         if not float(scale).is_integer():
             raise ValueError("comparing against an original needs an integer --scale (or use --lr)")
         ref = mod_crop(img, int(scale))
-        low = degrade_bicubic(ref, scale)
+        low = degraded_lr(Path(path).name, degrade_bicubic(ref, scale), scale, degrade)
     low3 = low[:, :, None] if low.ndim == 2 else low
     panels: list[Panel] = []
     if lr:
@@ -100,12 +103,14 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
         panels.append(Panel("input (nearest)", near))
     seen: set[str] = set()
     for label, spec in models:
-        real = resolve_model_name(spec, scale) if not spec.endswith(".safetensors") else spec
+        up = Upscaler(spec, tile=tile, denoise="auto")
+        out = up(ImageData(low3), scale).pixels
+        used = str(up.last_model)
+        real = resolve_model_name(used, scale) if not used.endswith(".safetensors") else used
         if real in seen:  # e.g. "default" before any weights ship is bicubic again
             print(f"kakudai: note: {label} is {real} at x{scale:g}; not shown twice", file=sys.stderr)
             continue
         seen.add(real)
-        out = Upscaler(spec, tile=tile)(ImageData(low3), scale).pixels
         sr = out[:, :, 0] if out.shape[2] == 1 else out
         score = None
         if ref is not None:
@@ -178,7 +183,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if not args.scale > 1:
         return fail(args.image, "--scale must be greater than 1")
     try:
-        panels = compare_panels(args.image, parse_models(args.models), args.scale, lr=args.lr)
+        panels = compare_panels(args.image, parse_models(args.models), args.scale, lr=args.lr,
+                                degrade=args.degrade)
         h, w = panels[-1].image.shape[:2]
         crop = parse_crop(args.crop, h, w)
     except ImageReadError as e:
@@ -188,7 +194,8 @@ def run_compare(args: argparse.Namespace) -> int:
     except ValueError as e:
         return fail(args.image, str(e))
     what = "input" if args.lr else "original"
-    title = (f"{Path(args.image).name}  x{args.scale:g}  crop {crop[0]},{crop[1]},{crop[2]},{crop[3]}"
+    title = (f"{Path(args.image).name}  x{args.scale:g}" + (f" after {args.degrade}" if args.degrade else "")
+             + f"  crop {crop[0]},{crop[1]},{crop[2]},{crop[3]}"
              + ("" if args.lr else f" of the {what}; PSNR: Y channel, whole image, border {math.ceil(args.scale)}"))
     fig = render_figure(panels, crop, zoom=args.zoom, title=title)
     try:
