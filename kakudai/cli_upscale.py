@@ -12,7 +12,7 @@ it); one bad file gives one line ``kakudai: error: <path>: <reason>`` and the
 batch goes on; a summary (done / skipped / failed) ends the run; the exit
 code is 0 only when nothing failed.
 
-Video files (:data:`VIDEO_EXTENSIONS`) are dispatched to
+Video files (:data:`kakudai.data.io.VIDEO_EXTENSIONS`) are dispatched to
 ``kakudai.infer.video.upscale_video`` when that module exists (see
 :func:`_run_video`).
 """
@@ -32,11 +32,10 @@ from typing import Callable, Iterator
 
 from PIL import Image
 
-from .data.io import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from .data.io import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-__all__ = ["run_upscale", "plan_outputs", "VIDEO_EXTENSIONS", "OUTPUT_FORMATS", "Job"]
+__all__ = ["run_upscale", "plan_outputs", "OUTPUT_FORMATS", "Job"]
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
 _GLOB_CHARS = set("*?[")
 
@@ -269,17 +268,23 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
     out_ext = out.suffix.lower()
     single_file = single_input and not out.is_dir() and (
         out_ext in FORMAT_EXTENSIONS or (video_fn is not None and out_ext in VIDEO_EXTENSIONS))
+    if single_input and out_ext and not single_file and not out.is_dir():
+        # A new folder named like a file is far more often a typo'd or unsupported file name.
+        kinds = "an image or video" if video_fn is not None else "an image"
+        error(out, f"{out.suffix} is not {kinds} file extension (a new output folder takes a name without one)")
+        return 1
     fmt = args.format
     if single_file and fmt and FORMAT_EXTENSIONS.get(OUTPUT_FORMATS[fmt]) != FORMAT_EXTENSIONS.get(out_ext):
         error(out, f"--format {fmt} does not match the file extension {out.suffix}")
         return 1
-    if not _prepare_output(out, single_file):
-        return 1
-
     items, bad = expand_inputs(args.inputs, args.recursive, exclude=None if single_file else out,
                                with_video=video_fn is not None)
+    if items and not _prepare_output(out, single_file):
+        return 1
     for s, reason in bad:
         error(s, reason)
+    if not items:  # nothing to do: no output folder is created either
+        return 1
     jobs = plan_outputs(items, out, single_file, args.suffix, fmt, with_video=video_fn is not None,
                         jpeg_as=jpeg_as)
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from kakudai.cli import main
+from kakudai.infer.video import VIDEO_EXTENSIONS
 
 
 def img(path: Path, size=(20, 14), mode="RGB", seed=0) -> Path:
@@ -92,6 +93,37 @@ def test_single_file_output_contract(tmp_path, tree, capsys):
     assert rc == 0 and files(tmp_path / "folder") == ["a.png"]
     rc, err = run(capsys, tree / "a.png", "-o", tmp_path / "r2.png", "--format", "jpg")
     assert rc == 1 and "does not match" in err[0]
+
+
+def test_missing_input_creates_nothing(tmp_path, tree, capsys):
+    missing = tmp_path / "nosuch.png"
+    for out in (tmp_path / "new.png", tmp_path / "new"):
+        rc, err = run(capsys, missing, "-o", out)
+        assert not out.exists()
+        assert rc == 1 and err == [f"kakudai: error: {missing}: no such file or folder"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_unknown_output_extension_is_an_error(tmp_path, tree, capsys):
+    out = tmp_path / "out.xyz"
+    rc, err = run(capsys, tree / "a.png", "-o", out)
+    assert rc == 1 and len(err) == 1 and err[0].startswith(f"kakudai: error: {out}: ") and ".xyz" in err[0]
+    assert not out.exists()
+    out.mkdir()  # an existing folder is a folder, whatever its name
+    rc, err = run(capsys, tree / "a.png", "-o", out)
+    assert rc == 0 and files(out) == ["a.png"]
+
+
+@pytest.mark.parametrize("ext", sorted(VIDEO_EXTENSIONS))
+def test_every_video_extension_names_an_output_file(tmp_path, capsys, ext):
+    """One video in, ``-o out<ext>``: that file (here: an error reading the input), never a folder."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a video")
+    rc, err = run(capsys, clip, "-o", tmp_path / f"out{ext}")
+    errors = [e for e in err if e.startswith("kakudai: error:")]
+    assert rc == 1 and len(errors) == 1 and errors[0].startswith(f"kakudai: error: {clip}: "), err
+    assert "not an image" not in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def test_overwrite_or_skip(tmp_path, tree, capsys):

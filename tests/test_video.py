@@ -328,6 +328,18 @@ def test_cli_video_and_mixed_folder(clips, tmp_path, capsys):
     assert len(frames_of(tmp_path / "one.mp4")[0]) == 5
 
 
+def test_cli_mpeg_ts_output_is_a_file(tmp_path, capsys):
+    """Any extension the video module writes names an output file (MPEG-TS: .ts)."""
+    clip = make_clip(tmp_path / "clip.ts", n=4)
+    dst = tmp_path / "out.ts"
+    code, err = _cli(capsys, str(clip), "-o", str(dst), "--scale", "2", "--model", "bicubic",
+                     "--preset", "ultrafast")
+    assert code == 0, err
+    assert dst.is_file()
+    times, _, first = frames_of(dst)
+    assert len(times) == 4 and (first.width, first.height) == (2 * W, 2 * H)
+
+
 def test_cli_unreadable_video_one_line(tmp_path, capsys, caplog):
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(b"definitely not a video")

@@ -38,11 +38,14 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFile
 
-__all__ = ["IMAGE_EXTENSIONS", "FORMAT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageData",
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FORMAT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageData",
            "ImageReadError", "ImageWriteError", "read_image", "write_image", "from_pil", "to_pil",
            "format_for_path", "read_image_uint8", "srgb_profile", "atomic_output"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+# Containers kakudai.infer.video reads and writes (PyAV picks the muxer from the extension).
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
+                    ".m2ts", ".mts", ".wmv", ".flv", ".3gp", ".ogv"}
 # Pillow format name for each output extension we write.
 FORMAT_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                      ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM"}
@@ -392,9 +395,13 @@ def read_image_uint8(path: str | os.PathLike, mode: str | None = None) -> np.nda
     """Read an 8-bit image as (H, W) for gray or (H, W, 3) for colour, EXIF-upright.
 
     ``mode="RGB"`` forces three channels. Used for benchmark and training data.
+    Alpha is composited over white (dropping it would leave the colour stored under
+    transparent pixels, often black, and hard edges).
     """
     data = read_image(path, max_pixels=None)
     px = data.pixels
+    if data.alpha is not None:
+        px = _flatten_on_white(px, data.alpha)
     if px.dtype == np.uint16:
         px = _to_uint8(px)
     if mode == "RGB" and px.shape[2] == 1:

@@ -25,14 +25,12 @@ is blind.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data.degrade import jpeg_level, noise_level
 from .tiling import auto_tile_size, tiled_apply
@@ -113,25 +111,6 @@ def level_value(kind: str, *, sigma: float | None = None, quality: float | None 
     raise ValueError(f"unknown restoration kind {kind!r}")
 
 
-def _reflect_index(n: int, total: int, device: torch.device) -> torch.Tensor:
-    """Indices 0..total-1 into a length-n axis, reflecting past the end (no edge repeat)."""
-    i = torch.arange(total, device=device)
-    if n == 1:
-        return torch.zeros_like(i)
-    period = 2 * (n - 1)
-    i = i % period
-    return torch.where(i < n, i, period - i)
-
-
-def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Reflect-pad the bottom/right of (B, C, H, W) to multiples of ``m`` (any dtype)."""
-    h, w = x.shape[-2:]
-    if h % m == 0 and w % m == 0:
-        return x
-    x = x.index_select(-2, _reflect_index(h, h + (-h % m), x.device))
-    return x.index_select(-1, _reflect_index(w, w + (-w % m), x.device))
-
-
 def _network(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Tensor:
     if getattr(model, "level_map", False):
         if level is None:
@@ -194,7 +173,6 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     model = for_channels(model, x.shape[1]).eval()
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
-    m = int(getattr(model, "pad_multiple", 1))
     h, w = x.shape[-2:]
     if tile == "auto":
         tile = auto_tile_size(h, w, _bytes_per_pixel(model, tta), tile_budget,
@@ -205,26 +183,10 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     def fn(t: torch.Tensor) -> torch.Tensor:
         return _restore_untiled(model, t.to(device), level, tta).clamp_(0, 1)
 
+    from .upscale import tile_multiple
     radius = int(getattr(model, "receptive_radius", 0))
-    if m == 1:
-        return tiled_apply(fn, x, 1, tile, overlap=radius, out_dtype=out_dtype, on_tile=on_tile)
-    # Space-to-depth models see the image in m x m blocks: tile in block units
-    # (on the unshuffled image) so every tile starts on the image's block grid.
-    # (torch has no uint16 pixel (un)shuffle: int32 holds 16-bit samples meanwhile.)
-    if x.dtype == torch.uint16:
-        x = x.to(torch.int32)
-    block_dtype = torch.int32 if out_dtype == torch.uint16 else out_dtype
-    xu = F.pixel_unshuffle(_pad_to_multiple(x, m), m)
-    c = x.shape[1]
-
-    def fn_blocks(t: torch.Tensor) -> torch.Tensor:
-        return F.pixel_unshuffle(fn(F.pixel_shuffle(t, m)), m)
-
-    tile_u = None if not tile else max(1, math.ceil(int(tile) / m))
-    yu = tiled_apply(fn_blocks, xu, 1, tile_u, overlap=math.ceil(radius / m) + 1,
-                     out_dtype=block_dtype, on_tile=on_tile)
-    y = F.pixel_shuffle(yu, m)[:, :c, :h, :w]
-    return y.to(out_dtype) if out_dtype is not None and y.dtype != out_dtype else y
+    return tiled_apply(fn, x, 1, tile, overlap=radius, out_dtype=out_dtype, on_tile=on_tile,
+                       multiple=tile_multiple(model, 1))
 
 
 def restore_array(arr: np.ndarray, model: nn.Module, level: float | None = None,

@@ -12,6 +12,11 @@ Memory: the input may be an integer tensor (uint8 / uint16 image samples);
 each tile is converted to float on its own, and with an integer ``out_dtype``
 each output tile is quantised as it is placed. A large image then never exists
 as a full-size float tensor at all; only one tile's working set does.
+
+Block-grid models (space-to-depth, strided pyramids) see the image in
+``multiple`` x ``multiple`` blocks and pad it to a multiple themselves: the
+image is padded to the multiple first (the same reflection, once, for whole
+image and tiles alike) and tiles and their context start on the block grid.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["tile_grid", "tiled_apply", "auto_tile_size", "sample_peak", "tile_count"]
+__all__ = ["tile_grid", "tiled_apply", "auto_tile_size", "sample_peak", "tile_count", "pad_to_multiple"]
 
 
 def sample_peak(dtype: torch.dtype) -> float | None:
@@ -36,11 +41,17 @@ def sample_peak(dtype: torch.dtype) -> float | None:
     raise ValueError(f"unsupported image sample type {dtype}")
 
 
-def tile_grid(h: int, w: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
-    """Core tiles (y0, y1, x0, x1) covering an h x w grid, row-major, near-equal sizes."""
-    ny, nx = max(1, math.ceil(h / tile)), max(1, math.ceil(w / tile))
-    ys = [round(i * h / ny) for i in range(ny + 1)]
-    xs = [round(i * w / nx) for i in range(nx + 1)]
+def tile_grid(h: int, w: int, tile: int, multiple: int = 1) -> Iterator[tuple[int, int, int, int]]:
+    """Core tiles (y0, y1, x0, x1) covering an h x w grid, row-major, near-equal sizes.
+
+    With ``multiple`` > 1 the tile side is rounded up to whole multiple x multiple
+    blocks and every boundary but the far edges falls on the block grid.
+    """
+    m = multiple
+    hb, wb, tb = math.ceil(h / m), math.ceil(w / m), max(1, math.ceil(tile / m))
+    ny, nx = max(1, math.ceil(hb / tb)), max(1, math.ceil(wb / tb))
+    ys = [min(h, m * round(i * hb / ny)) for i in range(ny + 1)]
+    xs = [min(w, m * round(i * wb / nx)) for i in range(nx + 1)]
     for i in range(ny):
         for j in range(nx):
             yield ys[i], ys[i + 1], xs[j], xs[j + 1]
@@ -60,9 +71,29 @@ def auto_tile_size(h: int, w: int, bytes_per_input_pixel: float, budget_bytes: f
     return max(h, w) if side >= max(h, w) else side
 
 
+def _reflect_index(n: int, total: int, device: torch.device) -> torch.Tensor:
+    """Indices 0..total-1 into a length-n axis, reflecting past the end (no edge repeat)."""
+    i = torch.arange(total, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i % period
+    return torch.where(i < n, i, period - i)
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Reflect-pad the bottom/right of (B, C, H, W) to multiples of ``m`` (any dtype),
+    as ``F.pad(mode="reflect")`` inside a block-grid model does."""
+    h, w = x.shape[-2:]
+    if h % m == 0 and w % m == 0:
+        return x
+    x = x.index_select(-2, _reflect_index(h, h + (-h % m), x.device))
+    return x.index_select(-1, _reflect_index(w, w + (-w % m), x.device))
+
+
 def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float,
                 tile: int | None, overlap: int, out_dtype: torch.dtype | None = None,
-                on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                on_tile: Callable[[int, int], None] | None = None, multiple: int = 1) -> torch.Tensor:
     """Apply ``fn`` ((B, C, h, w) float in [0, 1] -> (B, C', h*scale, w*scale)) tile by tile.
 
     ``x`` is float in [0, 1], or uint8 / uint16 / int32 samples (0..255 or
@@ -76,6 +107,9 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sca
     The result lives on ``x``'s device with NHWC memory layout, so that
     ``out[0].permute(1, 2, 0)`` is a contiguous (H, W, C) image array.
     ``on_tile(done, total)`` reports progress.
+    ``multiple``: ``fn`` sees its input in multiple x multiple blocks and pads it
+    to the multiple itself (the input-side block size; see the module notes).
+    Integer scales only when the image is cut (ValueError otherwise).
     """
     b, _, h, w = x.shape
     peak = sample_peak(x.dtype)
@@ -85,25 +119,31 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sca
             part = part.to(torch.float32).div_(peak)
         return fn(part)
 
-    if not tile or (tile >= h and tile >= w):
-        y = _quantise(run(x), out_dtype).to(x.device)
-        if on_tile:
-            on_tile(1, 1)
-        return y
+    whole = not tile or (tile >= h and tile >= w)
     if isinstance(scale, (tuple, list)) or int(scale) != scale:
+        if whole:
+            return _whole(run, x, out_dtype, on_tile)
+        if multiple > 1:
+            raise ValueError(f"tiles on a {multiple}-pixel block grid need an integer scale, not {scale}")
         return _tiled_fractional(run, x, scale, tile, overlap, out_dtype, on_tile)
     s = int(scale)
-    cores = list(tile_grid(h, w, tile))
+    xp = pad_to_multiple(x, multiple)
+    if whole:
+        return _whole(run, xp, out_dtype, on_tile, (h * s, w * s))
+    hp, wp = xp.shape[-2:]
+    overlap = multiple * math.ceil(overlap / multiple)  # context starts on the block grid too
+    cores = list(tile_grid(hp, wp, tile, multiple))
     out = None
     for n, (y0, y1, x0, x1) in enumerate(cores, start=1):
-        py0, py1 = max(0, y0 - overlap), min(h, y1 + overlap)
-        px0, px1 = max(0, x0 - overlap), min(w, x1 + overlap)
-        y = run(x[:, :, py0:py1, px0:px1])
+        py0, py1 = max(0, y0 - overlap), min(hp, y1 + overlap)
+        px0, px1 = max(0, x0 - overlap), min(wp, x1 + overlap)
+        y = run(xp[:, :, py0:py1, px0:px1])
         if out is None:
             dtype = out_dtype or y.dtype
             # NHWC storage: the caller's (H, W, C) image is then a view, not a copy.
             out = torch.empty((b, h * s, w * s, y.shape[1]), dtype=dtype,
                               device=x.device).permute(0, 3, 1, 2)
+        y1, x1 = min(y1, h), min(x1, w)  # the padding's output is dropped
         oy, ox = (y0 - py0) * s, (x0 - px0) * s
         core = y[:, :, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
         out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = _quantise(core, out_dtype).to(out.device)
@@ -112,6 +152,18 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sca
             on_tile(n, len(cores))
     assert out is not None
     return out
+
+
+def _whole(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, out_dtype: torch.dtype | None,
+           on_tile: Callable[[int, int], None] | None, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """One pass over the whole of ``x``, the output cropped to ``out_hw`` (drops padding)."""
+    y = run(x)
+    if out_hw is not None and tuple(y.shape[-2:]) != out_hw:
+        y = y[:, :, :out_hw[0], :out_hw[1]]
+    y = _quantise(y, out_dtype).to(x.device)
+    if on_tile:
+        on_tile(1, 1)
+    return y
 
 
 def _quantise(y: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -139,7 +191,8 @@ def _cuts(n: int, tile: int, q: int) -> list[int]:
     return cuts
 
 
-def tile_count(h: int, w: int, tile: int | None, scale: float | tuple[float, float]) -> int:
+def tile_count(h: int, w: int, tile: int | None, scale: float | tuple[float, float],
+               multiple: int = 1) -> int:
     """How many tiles :func:`tiled_apply` cuts an h x w input into (progress totals)."""
     if not tile or (tile >= h and tile >= w):
         return 1
@@ -147,7 +200,8 @@ def tile_count(h: int, w: int, tile: int | None, scale: float | tuple[float, flo
         sh, sw = (scale[0], scale[1]) if isinstance(scale, (tuple, list)) else (scale, scale)
         return ((len(_cuts(h, tile, _axis_steps(float(sh), h)[1])) - 1)
                 * (len(_cuts(w, tile, _axis_steps(float(sw), w)[1])) - 1))
-    return len(list(tile_grid(h, w, tile)))
+    m = multiple
+    return len(list(tile_grid(h + -h % m, w + -w % m, tile, m)))
 
 
 def _tiled_fractional(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,

@@ -43,10 +43,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoError", "FrameRange", "parse_frame_range", "upscale_video"]
+from ..data.io import VIDEO_EXTENSIONS
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
-                    ".m2ts", ".mts", ".wmv", ".flv", ".3gp", ".ogv"}
+__all__ = ["VIDEO_EXTENSIONS", "VideoError", "FrameRange", "parse_frame_range", "upscale_video"]
 
 # FFmpeg enum values (AVColorSpace / AVColorRange); stable across FFmpeg versions.
 _SPC_BT709, _SPC_FCC, _SPC_BT470BG, _SPC_SMPTE170M = 1, 4, 5, 6
