@@ -138,6 +138,8 @@ class Upscaler:
         self.last_assessment = None
         self.last_model: str | nn.Module | os.PathLike = model
         self._routes: dict[str, Upscaler] = {}
+        self._cleaner = None  # the JPEG restorer of automatic denoising, loaded when first needed
+        self.last_cleanup: str | None = None
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
         if denoise is not None and not self.auto:
@@ -205,7 +207,7 @@ class Upscaler:
         total)`` counts tiles over the colour and alpha passes.
         """
         if self.auto:
-            route = self.route(img)
+            route, img = self.route(img)
             if route is not self:
                 return route(img, scale, width, height, on_tile)
         if self.denoiser is not None:
@@ -236,24 +238,39 @@ class Upscaler:
         if self.last_assessment is None:
             return None
         name = self.last_model if isinstance(self.last_model, (str, os.PathLike)) else type(self.last_model).__name__
-        return f"{self.last_assessment.describe()} -> {name}"
+        steps = ([f"clean {self.last_cleanup}"] if self.last_cleanup else []) + [f"upscale {name}"]
+        return f"{self.last_assessment.describe()} -> {', then '.join(steps)}"
 
-    def route(self, img: ImageData) -> "Upscaler":
-        """The upscaler for ``img`` under automatic denoising: this one, or one with the
-        model for degraded inputs when ``img`` is degraded (and that model ships)."""
+    def route(self, img: ImageData) -> "tuple[Upscaler, ImageData]":
+        """Automatic denoising: assess ``img`` and return (the upscaler to use, the image
+        to give it). For an alias with a model for degraded inputs (``checkpoint.DEGRADED``):
+        noisy images go to that model (chroma cleaned by a luma-guided filter); JPEG
+        images without noise are first cleaned by the JPEG restorer at their own quality
+        (measured better than the one-step model on JPEG alone), then upscaled by this
+        upscaler; clean images are left to it. Other models are never rerouted."""
         from .infer.auto import DEGRADED_CHROMA_EPS, assess
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
-        self.last_model = self.model
+        self.last_model, self.last_cleanup = self.model, None
         other = DEGRADED.get(self.model) if isinstance(self.model, str) else None
-        if not a.degraded or other is None or not shipped_weights().get(other):
-            return self
-        if other not in self._routes:
-            self._routes[other] = Upscaler(other, tile=self.tile, tta=self.tta, alpha=self.alpha,
-                                           device=self.device, tile_budget=self.tile_budget,
-                                           backend=self.backend, precision=self.precision,
-                                           chroma_eps=DEGRADED_CHROMA_EPS)
-        self.last_model = other
-        return self._routes[other]
+        if not a.degraded or other is None:
+            return self, img
+        if a.noisy:
+            if not shipped_weights().get(other):
+                return self, img
+            if other not in self._routes:
+                self._routes[other] = Upscaler(other, tile=self.tile, tta=self.tta, alpha=self.alpha,
+                                               device=self.device, tile_budget=self.tile_budget,
+                                               backend=self.backend, precision=self.precision,
+                                               chroma_eps=DEGRADED_CHROMA_EPS)
+            self.last_model = other
+            return self._routes[other], img
+        if self._cleaner is None:
+            from .infer.restore import Denoiser
+            self._cleaner = Denoiser(noise_level="auto", tile=self.tile, tta=self.tta, device=self.device,
+                                     tile_budget=self.tile_budget)
+        img = self._cleaner(img, assessment=a)
+        self.last_cleanup = self._cleaner.description
+        return self, img
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
                out_hw: tuple[int, int], on_tile: ProgressFn | None) -> np.ndarray:

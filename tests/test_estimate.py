@@ -107,7 +107,12 @@ def test_assess_and_routing(monkeypatch):
     assert up.last_model == "espcn" and up.last_assessment.noisy
     assert out.pixels.shape == (320, 384, 3)
     up(ImageData(clean), 2)
-    assert up.last_model == "default" and not up.last_assessment.degraded
+    assert up.last_model == "default" and not up.last_assessment.degraded and up.last_cleanup is None
+    # A JPEG without noise: cleaned by the JPEG restorer at its own quality, then upscaled as it is.
+    up(ImageData(dec), 2)
+    q = assess(dec).jpeg_quality
+    assert up.last_model == "default" and up.last_cleanup == f"JPEG artifacts at quality {q} (pixels)"
+    assert up.report().endswith(f"-> clean JPEG artifacts at quality {q} (pixels), then upscale default")
     # Other models are never rerouted; denoise=None never assesses.
     up2 = api.Upscaler("bicubic", denoise="auto")
     up2(ImageData(noisy), 2)
@@ -126,7 +131,7 @@ def test_cli_verbose_prints_the_reading(tmp_path, capsys):
     Image.fromarray(_photo_like(48, 64)).save(src, quality=60)
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), "-v", "--model", "bicubic"]) == 0
     err = capsys.readouterr().err
-    assert "JPEG q60 (file)" in err and "-> bicubic" in err
+    assert "JPEG q60 (file)" in err and "-> upscale bicubic" in err
     with pytest.raises(SystemExit) as e:  # argparse's usage error
         main(["upscale", str(src), "-o", str(tmp_path / "o2.png"), "--denoise", "sometimes"])
     assert e.value.code == 2
@@ -161,8 +166,8 @@ def test_denoise_auto_strength(tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "noisy.png"), str(tmp_path / "photo.jpg"), str(tmp_path / "clean.png"),
                  "-o", str(out), "-v"]) == 0
     err = capsys.readouterr().err
-    assert "noisy.png: no JPEG trace" in err and "-> noise sigma ~1" in err
-    assert "photo.jpg: JPEG q40 (file)" in err and "-> JPEG quality 40 (file)" in err
+    assert "noisy.png: no JPEG trace" in err and "-> noise at sigma 1" in err
+    assert "photo.jpg: JPEG q40 (file)" in err and "-> JPEG artifacts at quality 40 (file)" in err
     assert "clean.png" in err and "-> clean: unchanged" in err
     np.testing.assert_array_equal(np.asarray(Image.open(out / "clean.png")), clean)
 

@@ -261,28 +261,29 @@ class Denoiser:
             self._nets[kind] = net.to(self.device) if self.device is not None else net
         return self._nets[kind]
 
-    def settings_for(self, img) -> "tuple[str, float, str] | None":
+    def settings_for(self, img, assessment=None) -> "tuple[str, float, str] | None":
         """Automatic strength for ImageData ``img``: (kind, level, description), or None
         when it looks clean. Noise wins over JPEG (a noisy JPEG's artifacts are mostly its
         noise); the level is the estimate with AUTO_MARGIN, since the models take their
         level as an upper bound and a level too low leaves noise in."""
         from .auto import NOISE_MIN_SIGMA, assess
-        self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
+        self.last_assessment = a = assessment or assess(img.pixels, img.jpeg_quality)
         if a.noisy:
             # Flagged by the texture reading alone: noise on strong texture, which the
             # white-noise reading misses; the texture level bounds it from above.
             est = a.noise_sigma if a.noise_sigma >= NOISE_MIN_SIGMA else a.texture_sigma
             sigma = min(MAX_SIGMA, AUTO_MARGIN * est)
-            return "noise", level_value("noise", sigma=sigma), f"noise sigma ~{sigma:.1f} (estimated)"
+            return "noise", level_value("noise", sigma=sigma), f"noise at sigma {sigma:.1f} (estimated)"
         if a.jpeg:
             q = max(BLIND_QUALITY, int(a.jpeg_quality))  # type: ignore[arg-type]
-            return "jpeg", level_value("jpeg", quality=q), f"JPEG quality {q} ({a.jpeg_from})"
+            return "jpeg", level_value("jpeg", quality=q), f"JPEG artifacts at quality {q} ({a.jpeg_from})"
         return None
 
-    def __call__(self, img, on_tile: Callable[[int, int], None] | None = None):
-        """``img``: ImageData with (H, W, 1|3) uint8 / uint16 / float32 pixels -> same."""
+    def __call__(self, img, on_tile: Callable[[int, int], None] | None = None, assessment=None):
+        """``img``: ImageData with (H, W, 1|3) uint8 / uint16 / float32 pixels -> same.
+        ``assessment``: automatic strength from this reading of ``img`` (else it is read)."""
         if self.auto:
-            settings = self.settings_for(img)
+            settings = self.settings_for(img, assessment)
             if settings is None:
                 self.description = "clean: unchanged"
                 return img
