@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import ARBITRARY, DEGRADED, load_model, resolve_model_name, shipped_weights
+from .checkpoint import ARBITRARY, load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
@@ -103,23 +103,20 @@ class Upscaler:
     side in input pixels, or None (whole image). ``alpha``: ``"model"`` upscales
     the alpha plane with the model, ``"bicubic"`` with MATLAB bicubic.
     ``denoise``: ``"auto"`` reads each image's degradation (:func:`kakudai.infer.auto.assess`:
-    JPEG quality from the file or its pixels, noise level) and, for the ``default``
-    model, sends degraded images to the model trained on realistic inputs
-    (``checkpoint.DEGRADED``) and clean ones to the flagship; the last reading is
-    :attr:`last_assessment` and the model used :attr:`last_model`. 0-3 (waifu2x's
-    JPEG-noise levels) cleans the image with the JPEG restorer before it is upscaled
-    (:class:`kakudai.infer.restore.Denoiser`); None = neither.
+    JPEG quality from the file or its pixels, noise level) and cleans degraded images
+    before upscaling, with the restorers and level it chooses
+    (:data:`kakudai.infer.auto.AUTO_RESTORERS`); clean images are upscaled as they are.
+    The last reading is :attr:`last_assessment`, the cleaning :attr:`last_cleanup`.
+    0-3 (waifu2x's JPEG-noise levels) cleans every image with the JPEG restorer at that
+    level (:class:`kakudai.infer.restore.Denoiser`); None = neither.
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
-    ``chroma_eps``: with a Y-only model, clean the chroma with a luma-guided filter of
-    this strength (:func:`kakudai.infer.upscale.super_resolve`); automatic denoising sets it
-    for degraded images.
     """
 
     def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
                  tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
                  tile_budget: float = 1.0e9, denoise: int | str | None = None, backend: str = "torch",
-                 precision: str = "fp32", chroma_eps: float | None = None):
+                 precision: str = "fp32"):
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
         if isinstance(tile, str) and tile != "auto":
@@ -127,7 +124,6 @@ class Upscaler:
         if isinstance(tile, int) and tile < 0:
             raise ValueError(f"tile must be positive, got {tile}")
         self.model, self.tile, self.tta, self.alpha = model, tile, tta, alpha
-        self.chroma_eps = chroma_eps
         self.device = torch.device(device) if device is not None else None
         self.tile_budget = tile_budget
         self.backend, self.precision = backend, precision
@@ -136,9 +132,7 @@ class Upscaler:
         self.denoiser = None
         self.auto = denoise == "auto"
         self.last_assessment = None
-        self.last_model: str | nn.Module | os.PathLike = model
-        self._routes: dict[str, Upscaler] = {}
-        self._cleaner = None  # the JPEG restorer of automatic denoising, loaded when first needed
+        self._cleaner = None  # the restorers of automatic denoising, loaded when first needed
         self.last_cleanup: str | None = None
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
@@ -207,9 +201,7 @@ class Upscaler:
         total)`` counts tiles over the colour and alpha passes.
         """
         if self.auto:
-            route, img = self.route(img)
-            if route is not self:
-                return route(img, scale, width, height, on_tile)
+            img = self.clean(img)
         if self.denoiser is not None:
             img = self.denoiser(img)
         h, w = img.pixels.shape[:2]
@@ -234,43 +226,27 @@ class Upscaler:
         return img.with_pixels(pixels, alpha)
 
     def report(self) -> str | None:
-        """What automatic denoising read from the last image and the model it chose, or None."""
+        """What automatic denoising read from the last image and what it did, or None."""
         if self.last_assessment is None:
             return None
-        name = self.last_model if isinstance(self.last_model, (str, os.PathLike)) else type(self.last_model).__name__
-        steps = ([f"clean {self.last_cleanup}"] if self.last_cleanup else []) + [f"upscale {name}"]
-        return f"{self.last_assessment.describe()} -> {', then '.join(steps)}"
+        return f"{self.last_assessment.describe()} -> {self.last_cleanup or 'upscaled as it is'}"
 
-    def route(self, img: ImageData) -> "tuple[Upscaler, ImageData]":
-        """Automatic denoising: assess ``img`` and return (the upscaler to use, the image
-        to give it). For an alias with a model for degraded inputs (``checkpoint.DEGRADED``):
-        noisy images go to that model (chroma cleaned by a luma-guided filter); JPEG
-        images without noise are first cleaned by the JPEG restorer at their own quality
-        (measured better than the one-step model on JPEG alone), then upscaled by this
-        upscaler; clean images are left to it. Other models are never rerouted."""
-        from .infer.auto import DEGRADED_CHROMA_EPS, assess
+    def clean(self, img: ImageData) -> ImageData:
+        """Automatic denoising of one image: assess it, and clean it (noise first, else JPEG
+        artifacts at the file's own quality) with the restorers of
+        :data:`kakudai.infer.auto.AUTO_RESTORERS`; a clean image comes back as it is."""
+        from .infer.auto import AUTO_RESTORERS, assess
+        from .infer.restore import Denoiser
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
-        self.last_model, self.last_cleanup = self.model, None
-        other = DEGRADED.get(self.model) if isinstance(self.model, str) else None
-        if not a.degraded or other is None:
-            return self, img
-        if a.noisy:
-            if not shipped_weights().get(other):
-                return self, img
-            if other not in self._routes:
-                self._routes[other] = Upscaler(other, tile=self.tile, tta=self.tta, alpha=self.alpha,
-                                               device=self.device, tile_budget=self.tile_budget,
-                                               backend=self.backend, precision=self.precision,
-                                               chroma_eps=DEGRADED_CHROMA_EPS)
-            self.last_model = other
-            return self._routes[other], img
+        self.last_cleanup = None
+        if not a.degraded:
+            return img
         if self._cleaner is None:
-            from .infer.restore import Denoiser
-            self._cleaner = Denoiser(noise_level="auto", tile=self.tile, tta=self.tta, device=self.device,
-                                     tile_budget=self.tile_budget)
+            self._cleaner = Denoiser(noise_level="auto", models=AUTO_RESTORERS, tile=self.tile, tta=self.tta,
+                                     device=self.device, tile_budget=self.tile_budget)
         img = self._cleaner(img, assessment=a)
-        self.last_cleanup = self._cleaner.description
-        return self, img
+        self.last_cleanup = f"cleaned: {self._cleaner.description}"
+        return img
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
                out_hw: tuple[int, int], on_tile: ProgressFn | None) -> np.ndarray:
@@ -282,7 +258,7 @@ class Upscaler:
             warnings.simplefilter("ignore", UserWarning)
             x = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)  # a view; tiles convert to float
         y = super_resolve(model, x, native, tile=tile, tta=self.tta, out_dtype=out_dtype,
-                          on_tile=on_tile, chroma_eps=self.chroma_eps if a.shape[2] == 3 else None)
+                          on_tile=on_tile)
         if tuple(y.shape[-2:]) != tuple(out_hw):
             y = _resize_samples(y, out_hw)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
@@ -337,10 +313,9 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
     ``scale`` (default 2), or ``width``/``height`` to fit a box (then ``scale``
     is ignored and derived). ``model``/``tile``/``tta``/``alpha``/``device``/``backend``/
     ``precision``: see :class:`Upscaler`. ``max_pixels`` guards file inputs against decompression bombs.
-    ``denoise``: ``"auto"`` (default) sends JPEG-compressed or noisy images to the model
-    trained on realistic inputs when ``model`` is ``default`` (see :class:`Upscaler`; the
-    reading is :func:`assess`); 0-3 removes JPEG noise first (waifu2x's levels; see
-    :func:`denoise`); None does neither.
+    ``denoise``: ``"auto"`` (default) cleans JPEG-compressed or noisy images first, at the
+    level read from each (see :class:`Upscaler`; the reading is :func:`assess`); 0-3
+    removes JPEG noise first at waifu2x's levels (see :func:`denoise`); None does neither.
     """
 
     if width is not None or height is not None:

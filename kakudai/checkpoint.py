@@ -100,9 +100,6 @@ ALIASES = {"default": "ksr", "fast": "ksr-fast"}
 # What an alias renders at scales its fixed-scale files lack: its arbitrary-scale model
 # (falling back to ``implicit`` if that one is not shipped).
 ARBITRARY = {"default": "implicit", "fast": "implicit-fast"}
-# What an alias sends degraded inputs to (JPEG, noise) under automatic denoising
-# (kakudai.infer.auto): a model trained on realistic degradations.
-DEGRADED = {"default": "ksr-real"}
 
 
 def shipped_weights() -> dict[str, list[float]]:

@@ -104,7 +104,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "task", "sr") != "sr":
         return _cmd_eval_restore(args)
 
-    from .checkpoint import DEGRADED, WeightsError, load_model, resolve_model_name
+    from .checkpoint import WeightsError, load_model, resolve_model_name
     from .evaluation import evaluate_folder
 
     name = args.model
@@ -120,10 +120,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         error("--degrade", str(e))
         return 1
     shown = resolve_model_name(name, args.scale) if name in ("default", "fast") else name
-    if name in DEGRADED and args.denoise == "auto":
-        # The automatic pipeline, as `kakudai upscale` runs it: each image is assessed and
-        # sent to the flagship (clean) or the model for degraded inputs.
-        model, shown = _auto_upscaler(name, args), f"{name} (auto: {shown} / {DEGRADED[name]})"
+    if args.denoise == "auto":
+        # The pipeline as `kakudai upscale` runs it: each image is assessed, and cleaned
+        # first when degraded (clean images go through untouched).
+        model, shown = _auto_upscaler(name, args), f"{shown} (denoise auto)"
     border = args.border if args.border is not None else math.ceil(args.scale)
     what = f", {args.degrade} after the shrink" if args.degrade else ""
     return _eval_dirs(
@@ -419,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="degrade the LR after the bicubic shrink, each step ending at 8 bits: "
                         "jpeg:Q, noise:SIGMA, blur:SIGMA, or a chain such as blur:0.8,noise:5,jpeg:80")
     e.add_argument("--denoise", choices=["auto", "off"], default="auto",
-                   help="with --model default: auto (as kakudai upscale) assesses each image and "
-                        "routes degraded ones to the model for real inputs; off: the flagship only")
+                   help="auto (as kakudai upscale): each image is assessed and, when degraded, "
+                        "cleaned before upscaling; off: the model alone")
     e.add_argument("--task", choices=["sr", "denoise", "jpeg"], default="sr",
                    help="sr (default); denoise: Gaussian noise --sigma S, PSNR on RGB; "
                         "jpeg: Pillow JPEG at --quality Q, PSNR on Y/gray")
@@ -467,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", action="store_true", help="IMAGE is a low-resolution input: no original, no PSNR")
     c.add_argument("--degrade", default=None, metavar="SPEC",
                    help="degrade the shrunk image first, as kakudai eval --degrade (e.g. jpeg:75, noise:10)")
+    c.add_argument("--denoise", choices=["auto", "off"], default="auto",
+                   help="auto (as kakudai upscale): degraded inputs are cleaned before each model")
     c.add_argument("--zoom", type=int, default=None, help="panel enlargement (default: panels ~256 px)")
     c.set_defaults(func=_cmd_compare)
 

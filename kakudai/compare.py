@@ -67,15 +67,17 @@ def parse_crop(text: str | None, h: int, w: int) -> tuple[int, int, int, int]:
 
 
 def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale: float,
-                   lr: bool = False, tile: int | str | None = "auto", degrade: str | None = None) -> list[Panel]:
+                   lr: bool = False, tile: int | str | None = "auto", degrade: str | None = None,
+                   denoise: "int | str | None" = None) -> list[Panel]:
     """Upscale the image at ``path`` with each (label, model) and return the panels.
 
     HR mode: the image is mod-cropped to a multiple of ``scale``, downscaled
     (MATLAB bicubic, rounded to 8 bits), degraded by the ``degrade`` chain if given
     (:func:`kakudai.evaluation.degraded_lr`, as ``kakudai eval --degrade``), upscaled,
     and scored; the original is the last panel. LR mode (``lr=True``): the image is
-    upscaled as it is. Models run as ``kakudai upscale`` runs them (``default``
-    with automatic denoising). Raises ImageReadError / WeightsError / ValueError.
+    upscaled as it is. ``denoise``: as :class:`kakudai.api.Upscaler` takes it (``"auto"``:
+    degraded inputs are cleaned first, as ``kakudai upscale`` does by default; the
+    panel's label says how). Raises ImageReadError / WeightsError / ValueError.
     """
     from .api import Upscaler
     from .checkpoint import resolve_model_name
@@ -103,14 +105,15 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
         panels.append(Panel("input (nearest)", near))
     seen: set[str] = set()
     for label, spec in models:
-        up = Upscaler(spec, tile=tile, denoise="auto")
-        out = up(ImageData(low3), scale).pixels
-        used = str(up.last_model)
-        real = resolve_model_name(used, scale) if not used.endswith(".safetensors") else used
+        real = resolve_model_name(spec, scale) if not spec.endswith(".safetensors") else spec
         if real in seen:  # e.g. "default" before any weights ship is bicubic again
             print(f"kakudai: note: {label} is {real} at x{scale:g}; not shown twice", file=sys.stderr)
             continue
         seen.add(real)
+        up = Upscaler(spec, tile=tile, denoise=denoise)
+        out = up(ImageData(low3), scale).pixels
+        if up.last_cleanup:
+            label = f"{label}, {up.last_cleanup}"
         sr = out[:, :, 0] if out.shape[2] == 1 else out
         score = None
         if ref is not None:
@@ -184,7 +187,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return fail(args.image, "--scale must be greater than 1")
     try:
         panels = compare_panels(args.image, parse_models(args.models), args.scale, lr=args.lr,
-                                degrade=args.degrade)
+                                degrade=args.degrade, denoise=None if args.denoise == "off" else "auto")
         h, w = panels[-1].image.shape[:2]
         crop = parse_crop(args.crop, h, w)
     except ImageReadError as e:

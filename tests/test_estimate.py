@@ -83,7 +83,7 @@ def test_blockiness_grows_with_compression():
     assert b == sorted(b) and b[-1] > b[0] + 0.5
 
 
-def test_assess_and_routing(monkeypatch):
+def test_assess_and_routing():
     import kakudai.api as api
     from kakudai.data.io import ImageData
     from kakudai.infer.auto import assess
@@ -100,24 +100,23 @@ def test_assess_and_routing(monkeypatch):
     assert f.jpeg_quality == 60 and f.jpeg_from == "file" and f.degraded
     assert "JPEG q60 (file)" in f.describe()
 
-    # Degraded images go to the alias's model for degraded inputs; clean ones stay.
-    monkeypatch.setitem(api.DEGRADED, "default", "espcn")
-    up = api.Upscaler("default", denoise="auto", tile=None)
+    # Degraded images are cleaned first (noise first, else JPEG at its own quality), whatever
+    # the model; clean ones are upscaled as they are.
+    up = api.Upscaler("bicubic", denoise="auto", tile=None)
     out = up(ImageData(noisy), 2)
-    assert up.last_model == "espcn" and up.last_assessment.noisy
+    assert up.last_assessment.noisy and up.last_cleanup.startswith("cleaned: noise at sigma ")
     assert out.pixels.shape == (320, 384, 3)
+    plain = api.Upscaler("bicubic", denoise=None, tile=None)(ImageData(noisy), 2)
+    # Cleaning removed the noise: far less fine-scale energy than plain bicubic of the noisy input.
+    assert texture_sigma(out.pixels) < 0.5 * texture_sigma(plain.pixels)
     up(ImageData(clean), 2)
-    assert up.last_model == "default" and not up.last_assessment.degraded and up.last_cleanup is None
-    # A JPEG without noise: cleaned by the JPEG restorer at its own quality, then upscaled as it is.
+    assert not up.last_assessment.degraded and up.last_cleanup is None
+    assert up.report().endswith("-> upscaled as it is")
     up(ImageData(dec), 2)
     q = assess(dec).jpeg_quality
-    assert up.last_model == "default" and up.last_cleanup == f"JPEG artifacts at quality {q} (pixels)"
-    assert up.report().endswith(f"-> clean JPEG artifacts at quality {q} (pixels), then upscale default")
-    # Other models are never rerouted; denoise=None never assesses.
-    up2 = api.Upscaler("bicubic", denoise="auto")
-    up2(ImageData(noisy), 2)
-    assert up2.last_model == "bicubic"
-    up3 = api.Upscaler("default", denoise=None)
+    assert up.last_cleanup == f"cleaned: JPEG artifacts at quality {q} (pixels)"
+    assert up.report().endswith(f"-> cleaned: JPEG artifacts at quality {q} (pixels)")
+    up3 = api.Upscaler("bicubic", denoise=None)
     up3(ImageData(noisy), 2)
     assert up3.last_assessment is None
     with pytest.raises(ValueError):
@@ -131,7 +130,7 @@ def test_cli_verbose_prints_the_reading(tmp_path, capsys):
     Image.fromarray(_photo_like(48, 64)).save(src, quality=60)
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), "-v", "--model", "bicubic"]) == 0
     err = capsys.readouterr().err
-    assert "JPEG q60 (file)" in err and "-> upscale bicubic" in err
+    assert "JPEG q60 (file)" in err and "-> cleaned: JPEG artifacts at quality 60 (file)" in err
     with pytest.raises(SystemExit) as e:  # argparse's usage error
         main(["upscale", str(src), "-o", str(tmp_path / "o2.png"), "--denoise", "sometimes"])
     assert e.value.code == 2

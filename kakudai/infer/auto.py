@@ -3,10 +3,11 @@
 :func:`assess` looks at what a file tells (a JPEG's own quantisation tables give
 its quality) and at the pixels (the quantised DCT coefficients of a PNG that was
 once a JPEG, the white-noise level, the texture level; :mod:`kakudai.ops.estimate`)
-and returns an :class:`Assessment`. The default upscaler sends degraded images
-to the model trained on realistic degradations (``ksr-real``) and clean ones to
-the flagship trained on the benchmark protocol (``ksr``), so clean inputs keep
-the published-protocol figures exactly.
+and returns an :class:`Assessment`. Under automatic denoising (the default of
+``kakudai upscale``) degraded images are cleaned at their input size by the
+restorers of :data:`AUTO_RESTORERS`, at the level read here, and then upscaled;
+clean images are upscaled as they are, so they keep the published-protocol
+figures exactly.
 
 The thresholds were set on downscaled photos (Set5, Set14, Kodak24 at x2-x4):
 with them no clean image is taken for degraded, while JPEG at quality 75 and
@@ -23,7 +24,7 @@ import numpy as np
 from ..ops.estimate import jpeg_history, noise_sigma, texture_sigma
 
 __all__ = ["Assessment", "assess", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA", "TEXTURE_MIN_SIGMA",
-           "DEGRADED_CHROMA_EPS"]
+           "AUTO_RESTORERS"]
 
 # A JPEG saved at this quality or below counts as degraded (above it the artifacts
 # are below what the flagship tolerates, and pixel evidence is unreliable).
@@ -33,10 +34,14 @@ NOISE_MIN_SIGMA = 3.5
 # ... or total fine-scale energy (texture plus noise) from which it does: strong noise on
 # strong texture, where the white-noise reading alone can miss it.
 TEXTURE_MIN_SIGMA = 8.5
-# Degraded images also get their chroma cleaned by a luma-guided filter of this ridge
-# (on [0, 1]); 1e-4 to 3e-4 measured best on Kodak24 after noise 10 (+1.6 dB RGB PSNR)
-# and JPEG 75 (+0.07 dB) at x2.
-DEGRADED_CHROMA_EPS = 2e-4
+# The restorers that clean degraded images before upscaling, by kind (shipped names).
+# Restoring at the input resolution and then upscaling with the flagship measured
+# better than one network trained on realistic LR for both jobs at this project's
+# training budget (docs/real-inputs.md); the fast U-Net keeps a 640x360 -> 1080p frame
+# near the flagship's own time.
+AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "rednet-jpeg"}
+# Smaller images are not read (a few hundred pixels of texture look like noise).
+MIN_SIDE = 32
 # Larger images are read on a few crops (grid-aligned, so a JPEG's blocks stay in place).
 CROP = 256
 MAX_CROPS = 4
@@ -92,12 +97,13 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
 
     ``file_quality``: the quality read from the file's JPEG tables, when it was a
     JPEG file (:attr:`kakudai.data.io.ImageData.jpeg_quality`); it takes precedence
-    over what the pixels show. Images under 16 pixels a side are called clean.
+    over what the pixels show. Images under MIN_SIDE pixels a side are too small to
+    read noise from: only a file's own JPEG quality counts for them.
     """
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if min(a.shape[:2]) < 16:
+    if min(a.shape[:2]) < MIN_SIDE:
         return Assessment(file_quality, "file" if file_quality else "", 0.0, 0.0)
     crops = _crops(a)
     noise = float(np.median([noise_sigma(c) for c in crops]))

@@ -234,16 +234,21 @@ class Denoiser:
 
     Exactly one strength: ``noise_level`` (0-3, waifu2x's JPEG cleanup levels),
     ``sigma`` (Gaussian noise, 0-255 units) or ``jpeg`` (True: blind, or the
-    JPEG quality). ``model``: None for the shipped weights of that kind, a
-    ``.safetensors`` path, or a module. Alpha is left as it is (it carries no
+    JPEG quality), or ``noise_level="auto"``: each image is assessed
+    (:func:`kakudai.infer.auto.assess`) and cleaned by the noise model at the estimated
+    sigma or the JPEG model at its quality, or left as it is when clean; ``models``
+    then names the shipped restorer per kind (default: each kind's default). ``model``:
+    None for the shipped weights of that kind, a ``.safetensors`` path, or a module. Alpha is left as it is (it carries no
     noise or JPEG artifacts of the colour planes). Samples keep their dtype.
     """
 
     def __init__(self, noise_level: "int | str | None" = None, sigma: float | None = None,
                  jpeg: bool | int | None = None, model: "str | nn.Module | None" = None,
                  tile: int | str | None = "auto", tta: bool = False,
-                 device: "str | torch.device | None" = None, tile_budget: float = 1.0e9):
+                 device: "str | torch.device | None" = None, tile_budget: float = 1.0e9,
+                 models: "dict[str, str] | None" = None):
         self.tile, self.tta, self.tile_budget, self.device = tile, tta, tile_budget, device
+        self.models = dict(models or {})  # automatic strength: a shipped name per kind instead of the default
         self.auto = noise_level == "auto"
         self.last_assessment = None
         self._nets: dict[str, nn.Module] = {}
@@ -257,7 +262,7 @@ class Denoiser:
 
     def _net(self, kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
         if kind not in self._nets:
-            net = load_restorer(kind, model)
+            net = load_restorer(kind, model or self.models.get(kind))
             self._nets[kind] = net.to(self.device) if self.device is not None else net
         return self._nets[kind]
 

@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 
 from ..ops.color import rgb_to_ycbcr, ycbcr_to_rgb
-from ..ops.guided import guided_filter
 from ..ops.resize import imresize_torch
 from .tiling import auto_tile_size, tiled_apply
 
@@ -90,14 +89,7 @@ def tile_multiple(model: nn.Module, scale: float) -> int:
     return m
 
 
-def chroma_radius(scale: float) -> int:
-    """Guided-filter radius in output pixels for chroma cleaning: two input pixels."""
-    s = _scale_arg(scale)
-    return max(1, round(2 * (max(s) if isinstance(s, tuple) else s)))
-
-
-def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool,
-                chroma_eps: float | None = None) -> torch.Tensor:
+def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torch.Tensor:
     model_ch = int(getattr(model, "channels", 3))
     c = x.shape[1]
     if model_ch == 1:
@@ -107,8 +99,6 @@ def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool,
         ycc = rgb_to_ycbcr(x)
         y = _network(model, ycc[:, :1], scale, tta)
         chroma = imresize_torch(ycc[:, 1:], scale=_scale_arg(scale))
-        if chroma_eps:
-            chroma = guided_filter(y, chroma, chroma_radius(scale), chroma_eps)
         return ycbcr_to_rgb(torch.cat([y, chroma], dim=1))
     if c == 1 and model_ch == 3:
         return _network(model, x.expand(-1, 3, -1, -1), scale, tta).mean(dim=1, keepdim=True)
@@ -153,13 +143,8 @@ def model_device(model: nn.Module) -> torch.device:
 def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | str | None = None,
                   tta: bool = False, out_dtype: torch.dtype | None = None,
                   on_tile: Callable[[int, int], None] | None = None,
-                  tile_budget: float = 1.0e9, chroma_eps: float | None = None) -> torch.Tensor:
+                  tile_budget: float = 1.0e9) -> torch.Tensor:
     """Upscale a batch (B, C, h, w), C = 1 (gray) or 3 (RGB).
-
-    ``chroma_eps``: for Y-only models, clean the bicubic-enlarged chroma with a guided
-    filter steered by the network's luma (:func:`kakudai.ops.guided.guided_filter`,
-    radius :func:`chroma_radius`, this ridge): removes colour noise and JPEG chroma
-    blocks from degraded inputs. None keeps plain bicubic chroma.
 
     ``x`` is float in [0, 1], or uint8 / uint16 / int32 samples (0..255 or
     0..65535), converted to float one tile at a time so that a large image is
@@ -176,9 +161,6 @@ def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | s
         raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
     model.eval()
     overlap = pipeline_radius(model, scale)
-    if chroma_eps and int(getattr(model, "channels", 3)) == 1:
-        s_min = min(_scale_arg(scale)) if isinstance(_scale_arg(scale), tuple) else float(scale)
-        overlap += math.ceil(2 * chroma_radius(scale) / s_min) + 1  # the filter's reach, in input pixels
     if tile == "auto":
         tile = auto_tile_size(x.shape[2], x.shape[3], bytes_per_input_pixel(model, scale, tta),
                               tile_budget, overlap)
@@ -187,7 +169,7 @@ def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | s
     device = model_device(model)
 
     def fn(t: torch.Tensor) -> torch.Tensor:
-        return _sr_untiled(model, t.to(device), scale, tta, chroma_eps).clamp_(0, 1)
+        return _sr_untiled(model, t.to(device), scale, tta).clamp_(0, 1)
 
     s = _scale_arg(scale)
     # Non-integer and per-axis scales tile too, on aligned boundaries (exact).
