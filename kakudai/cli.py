@@ -10,11 +10,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train.config import load_config, load_run_config
     from .train.trainer import Trainer
 
-    if args.resume:
-        cfg = load_run_config(args.resume, args.set)
-        trainer = Trainer(cfg, resume=args.resume)
-    else:
-        trainer = Trainer(load_config(args.config, args.set))
+    try:
+        if args.resume:
+            cfg = load_run_config(args.resume, args.set)
+            trainer = Trainer(cfg, resume=args.resume)
+        else:
+            trainer = Trainer(load_config(args.config, args.set))
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as e:  # a bad config or missing data
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        error(args.resume or args.config or "train", str(msg).splitlines()[0] if str(msg) else type(e).__name__)
+        return 1
     run = trainer.fit()
     if trainer.rank == 0:
         print(f"run directory: {run}")

@@ -217,3 +217,14 @@ def test_training_batches_with_degradations(tmp_path):
     assert float((lr[0, 0] - clean).abs().mean()) > 0.005
     run = t.fit()
     assert (run / "final.safetensors").exists()
+
+
+def test_train_config_errors_are_one_line(tmp_path, capsys):
+    from kakudai.cli import main
+
+    assert main(["train", "--set", f"data.train_dirs=['{tmp_path / 'nosuch'}']",
+                 f"--set=out_dir='{tmp_path / 'runs'}'"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training folder not found" in err[0] and "nosuch" in err[0]
+    assert main(["train", "--set", "data.nosuch=1"]) == 1
+    assert "unknown config key DataConfig.nosuch" in capsys.readouterr().err

@@ -16,7 +16,8 @@ Deterministic: the order and the background of a drawing depend only on its file
 name and the seed, so ``--limit`` takes the same drawings every time and a larger
 limit extends a smaller one. Resumable: PNGs already in the folder, and drawings
 the manifest records as skipped, are not rendered again. Text in a drawing uses
-the machine's system fonts (Debian: DejaVu), the one machine-dependent input.
+the machine's system fonts (Debian: DejaVu): they and the rasteriser's version (in
+the manifest) are the inputs that can differ between machines.
 
     python -m kakudai.data.art [--limit N] [--size 1024] [--seed 0] [--out DIR]
 
@@ -31,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,7 +45,7 @@ from .datasets import cache_dir
 from .io import ImageData, from_pil, write_image
 
 __all__ = ["MissingDependency", "SkipReason", "openclipart_svgs", "openclipart_source",
-           "render_svgs", "default_out_dir", "main"]
+           "render_svgs", "select", "background", "default_out_dir", "main"]
 
 PACKAGE = "openclipart-svg"
 LICENSE = ("Creative Commons Public Domain Dedication / Certification "
@@ -56,6 +58,10 @@ INK_DELTA = 8 / 255  # how far (max over channels) a pixel must be from it to co
 MIN_STD = 0.02  # standard deviation of all samples, [0, 1] units
 # Background kinds: white, a flat light colour, a soft gradient.
 BACKGROUND_PROBS = {"white": 0.7, "flat": 0.15, "gradient": 0.15}
+# shapes/stars holds 1,375 machine-made star polygons (star_<points>pt<step>step), a
+# fifth of the package and thin-line near-duplicates of one another: 1 in 20 is kept.
+NEAR_DUPLICATES = re.compile(r"star_\d+pt\d+step")
+NEAR_DUPLICATES_KEEP = 20
 
 
 class MissingDependency(RuntimeError):
@@ -109,6 +115,14 @@ def _order_key(name: str, seed: int) -> str:
     return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
 
 
+def select(names: Sequence[str], seed: int, limit: int | None = None) -> list[str]:
+    """Drawing names in rendering order: fixed by name and seed, the near-duplicate
+    family thinned to 1 in ``NEAR_DUPLICATES_KEEP``, the first ``limit`` of them."""
+    keep = [n for n in names if not NEAR_DUPLICATES.fullmatch(n)
+            or int(_order_key(n, seed), 16) % NEAR_DUPLICATES_KEEP == 0]
+    return sorted(keep, key=lambda n: _order_key(n, seed))[:limit]
+
+
 def _rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int(hashlib.sha1(f"bg:{seed}:{name}".encode()).hexdigest()[:16], 16))
 
@@ -135,9 +149,9 @@ def background(h: int, w: int, rng: np.random.Generator) -> tuple[str, np.ndarra
     c0, c1 = _light_colour(rng), _light_colour(rng)
     angle = rng.uniform(0, 2 * np.pi)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = x * np.cos(angle) + y * np.sin(angle)
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
-    return kind, c0 + (c1 - c0) * t[:, :, None]
+    t = x * np.float32(np.cos(angle)) + y * np.float32(np.sin(angle))
+    t = (t - t.min()) / np.float32(max(float(t.max() - t.min()), 1.0))
+    return kind, (c0 + (c1 - c0) * t[:, :, None]).astype(np.float32)
 
 
 def _emptiness(rgb: np.ndarray) -> str | None:
@@ -161,7 +175,9 @@ def _render_one(rasteriser, svg: Path, size: int, min_side: int,
     if b"<image" in text or b":image" in text:
         return SkipReason.RASTER, None
     try:
-        png = rasteriser.svg_to_bytes(svg_path=str(svg), width=size, height=size)
+        # dpi: resvg-py passes 0 by default, which turns mm/pt/in sizes into "invalid size"
+        # (a quarter of the package's drawings); 96 is the CSS pixel, resvg's own default.
+        png = rasteriser.svg_to_bytes(svg_path=str(svg), width=size, height=size, dpi=96.0)
         rgba = from_pil(Image.open(io.BytesIO(bytes(png))))
     except Exception:  # noqa: BLE001  resvg raises ValueError on bad XML; counted, not fatal
         return SkipReason.PARSE, None
@@ -185,9 +201,10 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
     """Render SVG files to ``out_dir/<stem>.png`` (RGB, longer side ``size``); the manifest.
 
     Files sharing a name (the package files a drawing under several subjects) are
-    rendered once. The drawings are taken in an order fixed by their names and
-    ``seed``; ``limit`` takes the first drawings of that order. ``min_side``:
-    thinner renders are skipped (a 48-pixel LR patch at x4 needs 192). ``source`` (package, version, licence) goes into the manifest.
+    rendered once. The drawings are taken in the order of :func:`select`;
+    ``limit`` takes the first drawings of that order. ``min_side``:
+    thinner renders are skipped (a 48-pixel LR patch at x4 needs 192). ``source``
+    (package, version, licence) goes into the manifest.
     Returns the manifest (also written to ``out_dir/manifest.json``: the folder's
     totals over all runs) with ``processed``, the drawings this call worked on; raises
     :class:`MissingDependency` without the rasteriser and ``ValueError`` when
@@ -197,7 +214,8 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"size": int(size), "seed": int(seed), "min_side": int(min_side),
-                "min_coverage": MIN_COVERAGE, "min_std": MIN_STD, "backgrounds": BACKGROUND_PROBS}
+                "min_coverage": MIN_COVERAGE, "min_std": MIN_STD, "backgrounds": BACKGROUND_PROBS,
+                "near_duplicates": f"{NEAR_DUPLICATES.pattern}: 1 in {NEAR_DUPLICATES_KEEP}"}
     manifest_path = out / MANIFEST
     old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     if old and old.get("settings") != settings:
@@ -208,9 +226,7 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
     by_name: dict[str, Path] = {}
     for p in sorted(Path(s) for s in svgs):
         by_name.setdefault(p.stem, p)
-    names = sorted(by_name, key=lambda n: _order_key(n, seed))
-    if limit is not None:
-        names = names[:limit]
+    names = select(list(by_name), seed, limit)
 
     manifest: dict[str, Any] = {
         "source": source or old.get("source", {}),
@@ -232,6 +248,7 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
                          "skipped_by_reason": dict(sorted(reasons.items())),
                          "backgrounds": dict(sorted(kinds.items())),
                          "duplicate_names": len(svgs) - len(by_name),
+                         "near_duplicates_left_out": len(by_name) - len(select(list(by_name), seed)),
                          "skipped": dict(sorted(skipped.items()))})
         tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -266,9 +283,11 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kakudai.data.art",
-                                 description="Render Debian's openclipart-svg drawings to PNG training images.")
-    ap.add_argument("--limit", type=int, default=None, help="consider only the first N drawings (fixed order)")
+    ap = argparse.ArgumentParser(
+        prog="python -m kakudai.data.art",
+        description="Render Debian's openclipart-svg drawings to PNG training images.")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="consider only the first N drawings (fixed order)")
     ap.add_argument("--size", type=int, default=1024, help="longer side in pixels (default 1024)")
     ap.add_argument("--seed", type=int, default=0, help="order and backgrounds (default 0)")
     ap.add_argument("--min-side", type=int, default=192, help="skip thinner renders (default 192)")

@@ -101,6 +101,9 @@ class TrainPairs:
 
     def __init__(self, folders: Sequence[str | os.PathLike], scales: Sequence[int],
                  scale_aug: Sequence[float] = (1.0,), verbose: bool = True):
+        missing = [str(f) for f in folders if not Path(f).is_dir()]
+        if missing:  # rglob of a missing folder is silently empty
+            raise FileNotFoundError(f"training folder not found: {', '.join(missing)}")
         self.paths = [p for f in folders for p in list_images(f, recursive=True)]
         if not self.paths:
             raise FileNotFoundError(f"no training images in {list(map(str, folders))}")

@@ -80,8 +80,14 @@ def resolve_data_path(p: str) -> str:
     """A data folder as given, or relative to the repository root if that exists.
 
     Default configs name ``../shared/data/...`` relative to the repository, so
-    training works from any working directory of a checkout.
+    training works from any working directory of a checkout. A leading
+    ``$KAKUDAI_CACHE`` is kakudai's cache folder on this machine (``cache_dir()``,
+    set or not), where generated data such as ``python -m kakudai.data.art`` goes.
     """
+    head, _, rest = p.replace("\\", "/").partition("/")
+    if head == "$KAKUDAI_CACHE":
+        from ..data.datasets import cache_dir
+        return str(cache_dir() / rest)
     if os.path.isabs(p) or os.path.exists(p):
         return p
     repo = Path(__file__).resolve().parents[2]
