@@ -110,7 +110,8 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
             print(f"kakudai: note: {label} is {real} at x{scale:g}; not shown twice", file=sys.stderr)
             continue
         seen.add(real)
-        up = Upscaler(spec, tile=tile, denoise=denoise)
+        # The bicubic baseline shows the input as it is, never cleaned.
+        up = Upscaler(spec, tile=tile, denoise=None if spec == "bicubic" else denoise)
         out = up(ImageData(low3), scale).pixels
         if up.last_cleanup:
             label = f"{label}, {up.last_cleanup}"
