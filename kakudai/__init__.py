@@ -11,13 +11,44 @@ Public API::
     kakudai.psnr(sr, hr, border=3), kakudai.ssim(...)   # published-table protocol
 """
 
-from .api import assess, denoise, upscale
-from .checkpoint import load_model, save_model
-from .ops.metrics import psnr, ssim
-from .ops.resize import imresize
-from .registry import create_model, list_models
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 __all__ = ["upscale", "denoise", "assess", "load_model", "save_model", "list_models", "create_model", "imresize",
            "psnr", "ssim", "__version__"]
+
+# Where each public name lives. They are imported on first use, so that the command line
+# answers --help and --version without loading torch (a second or more).
+_PUBLIC = {"upscale": "api", "denoise": "api", "assess": "api", "load_model": "checkpoint",
+           "save_model": "checkpoint", "psnr": "ops.metrics", "ssim": "ops.metrics", "imresize": "ops.resize",
+           "create_model": "registry", "list_models": "registry"}
+
+if TYPE_CHECKING:
+    from .api import assess, denoise, upscale
+    from .checkpoint import load_model, save_model
+    from .ops.metrics import psnr, ssim
+    from .ops.resize import imresize
+    from .registry import create_model, list_models
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (or a submodule, as ``kakudai.checkpoint``), imported on first use."""
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train.config import load_config, load_run_config
@@ -169,10 +171,14 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     """``kakudai denoise``: the upscale batch driver with a Denoiser instead of an Upscaler."""
     from .bench import retain_freed_memory
     from .checkpoint import WeightsError
-    from .cli_upscale import run_upscale
+    from .cli_upscale import device_problem, run_upscale
     from .infer.restore import Denoiser
 
     retain_freed_memory()  # as upscale does (docs/speed.md)
+    reason = None if args.device is None else device_problem(args.device)
+    if reason:
+        error(f"--device {args.device}", reason)
+        return 1
     try:
         tile = args.tile if args.tile in (None, "auto") else int(args.tile)
     except ValueError:
@@ -214,6 +220,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        error(f"--port {args.port}", "not a TCP port number (0-65535; 0 picks a free one)")
+        return 1
     try:
         from .web.server import WebConfig, serve
     except ImportError as e:
@@ -408,6 +417,7 @@ def _noise_level_arg(text: str) -> "int | str":
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kakudai", description="Deep-learning image super-resolution on a CPU.")
+    p.add_argument("--version", action="version", version=f"kakudai {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("eval", help="PSNR/SSIM with the published-table protocol")

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from PIL import Image
-
-from .data.io import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+# Only the light constants here: --help and argument parsing must not load Pillow, numpy or torch.
+from .data.formats import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = ["run_upscale", "plan_outputs", "OUTPUT_FORMATS", "Job"]
 
@@ -219,6 +218,33 @@ def _size_options(args: argparse.Namespace) -> tuple[float | None, int | None, i
     return scale, None, None
 
 
+def device_problem(name: str) -> str | None:
+    """Why ``--device name`` cannot run kakudai's networks, in one line (None: it can)."""
+    import torch
+
+    usable = "cpu, cuda, cuda:N, mps or xpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        return f"not a torch device (expected {usable})"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            return "this torch build has no CUDA support (it is CPU-only); use --device cpu"
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is available (driver or device missing); use --device cpu"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"there is no CUDA device {dev.index} ({torch.cuda.device_count()} found)"
+        return None
+    if dev.type == "mps":
+        return None if torch.backends.mps.is_available() else "MPS is not available here; use --device cpu"
+    if dev.type == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        return None if xpu is not None and xpu.is_available() else "no XPU is available here; use --device cpu"
+    return f"kakudai cannot run on {dev.type} devices (expected {usable})"
+
+
 def _weights_message(model: str, e: Exception) -> str:
     msg = str(e)
     named = msg.split(": ", 1)[0].endswith(".safetensors")  # already names its weights file
@@ -235,6 +261,7 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
     on_tile=...)`` -> ImageData; no video), ``desc`` labels the progress bar,
     ``jpeg_as`` is the extension JPEG inputs get without --format.
     """
+    from PIL import Image
     from tqdm import tqdm
 
     from .api import Upscaler
@@ -246,6 +273,9 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
             raise ValueError("--quality must be between 1 and 100")
         if args.threads is not None and args.threads < 1:
             raise ValueError("--threads must be at least 1")
+        reason = None if args.device is None else device_problem(args.device)
+        if reason:
+            raise ValueError(f"--device {args.device}: {reason}")
         tile: int | str | None = args.tile
         if tile not in (None, "auto"):
             tile = int(tile)  # type: ignore[arg-type]

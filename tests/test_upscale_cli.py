@@ -272,3 +272,60 @@ def test_compare_figure_with_psnr(tmp_path, capsys):
     rc = main(["compare", str(tmp_path / "hr.png"), "-o", str(tmp_path / "x.png"), "--crop", "50,50,40,40"])
     err = [e for e in capsys.readouterr().err.strip().splitlines() if "error" in e]
     assert rc == 1 and len(err) == 1 and err[0].startswith(f"kakudai: error: {tmp_path / 'hr.png'}: --crop")
+
+
+# --------------------------------------------------------------------------- the command line itself
+def test_version(capsys):
+    import kakudai
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"kakudai {kakudai.__version__}\n"
+
+
+def test_parsing_imports_no_heavy_modules():
+    """--version, --help and argument parsing stay fast: torch, numpy, Pillow and the API
+    are imported only when a command runs, and the public API still loads on first use."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from kakudai.cli import build_parser, main
+for argv in (["--version"], ["--help"], ["upscale", "--help"], ["denoise", "--help"], ["serve", "--help"]):
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert e.code == 0, (argv, e.code)
+build_parser().parse_args(["upscale", "in.png", "-o", "out.png", "--scale", "3"])
+heavy = [m for m in ("torch", "numpy", "PIL", "kakudai.api") if m in sys.modules]
+import kakudai
+from kakudai import psnr
+print("HEAVY", heavy, callable(kakudai.upscale), "upscale" in dir(kakudai), kakudai.checkpoint.__name__)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "HEAVY [] True True kakudai.checkpoint"
+    r = subprocess.run([sys.executable, "-m", "kakudai", "--version"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("kakudai ") and not r.stderr, r
+
+
+@pytest.mark.parametrize("command", ["upscale", "denoise"])
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "nonsense", "meta"])
+def test_unusable_device_is_one_line(tmp_path, tree, capsys, command, device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("a CUDA device is available here")
+    out = tmp_path / "out.png"
+    rc = main([command, str(tree / "a.png"), "-o", str(out), "--model", "default", "--device", device])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert err[0].startswith(f"kakudai: error: --device {device}: "), err
+    reason = err[0].split(": ", 3)[3]
+    if device.startswith("cuda"):
+        assert "CUDA" in reason and "CPU-only" in reason, reason
+    else:
+        assert "cpu" in reason and "cuda" in reason, reason  # names what would work
+    assert not out.exists()

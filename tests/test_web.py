@@ -382,6 +382,17 @@ def test_cli_serve_port_in_use(capsys):
     assert len(err) == 1 and err[0].startswith(f"kakudai: error: 127.0.0.1:{port}: "), err
 
 
+@pytest.mark.parametrize("args,what", [(["--port", "80000"], "--port 80000"), (["--port", "-1"], "--port -1"),
+                                       # TEST-NET-3: never an address of this machine, so never bound
+                                       (["--host", "203.0.113.7", "--port", "0"], "203.0.113.7:0")])
+def test_cli_serve_cannot_listen_is_one_line(capsys, args, what):
+    from kakudai.cli import main
+
+    assert main(["serve", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"kakudai: error: {what}: "), err
+
+
 def test_cli_serve_answers_and_stops_on_ctrl_c(tmp_path):
     import json
     import signal

@@ -165,3 +165,26 @@ def test_page_upload_compare_download(server_url, browser, tmp_path):
         shutil.copyfile(shot, os.environ["KAKUDAI_WEB_SCREENSHOT"])
     assert not console_errors, console_errors
     context.close()
+
+
+def test_title_word_shown_only_where_a_font_has_it(server_url, browser):
+    """The title's Japanese word (拡大) is hidden where no installed font has its glyphs,
+    instead of rendering as empty boxes; "kakudai" is always there."""
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        pytest.skip("fc-list not found: cannot tell whether a font has the glyphs")
+    fonts = subprocess.run([fc_list, ":charset=62e1 5927", "family"], capture_output=True, text=True, check=True)
+    has_glyphs = bool(fonts.stdout.strip())
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    console_errors: list[str] = []
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model option[value=default]", state="attached")  # app.js has run
+    assert page.inner_text("h1").split()[0] == "kakudai"
+    assert page.get_attribute("h1 [lang=ja]", "lang") == "ja"
+    assert page.is_visible("h1 [lang=ja]") == has_glyphs, fonts.stdout
+    assert not console_errors, console_errors
+    page.close()

@@ -38,18 +38,11 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFile
 
+from .formats import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FORMAT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageData",
            "ImageReadError", "ImageWriteError", "read_image", "write_image", "from_pil", "to_pil",
            "format_for_path", "read_image_uint8", "srgb_profile", "atomic_output"]
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
-# Containers kakudai.infer.video reads and writes (PyAV picks the muxer from the extension).
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
-                    ".m2ts", ".mts", ".wmv", ".flv", ".3gp", ".ogv"}
-# Pillow format name for each output extension we write.
-FORMAT_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
-                     ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM"}
-DEFAULT_MAX_PIXELS = 300_000_000  # 300 megapixels: far above any camera, far below a bomb
 
 _ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
 _EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}

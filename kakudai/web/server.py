@@ -289,15 +289,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, config: WebConfig | None = 
         # server through DNS rebinding.
         from dataclasses import replace
         cfg = replace(cfg, allowed_hosts=("127.0.0.1", "localhost", "::1", "[::1]", host))
-    elif not _is_loopback(host):
-        print(f"kakudai: warning: serving on {host}, reachable from other machines; "
-              "there is no authentication", file=sys.stderr)
     if not log.handlers:  # one line per finished job, beside uvicorn's access log
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     sock = bind(host, port)
+    if not _is_loopback(host):  # warned only once listening: an address that fails is just the error
+        print(f"kakudai: warning: serving on {host}, reachable from other machines; "
+              "there is no authentication", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host
     print(f"kakudai: serving on http://{shown}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", file=sys.stderr)
     try:

@@ -38,6 +38,34 @@ function busy(on) {
 const fmtBytes = (n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 const fmtScale = (s) => String(Math.round(s * 1000) / 1000);
 
+// ------------------------------------------------------------------ the title
+// The Japanese word in the title is shown only where a font has its glyphs, never as empty
+// boxes. document.fonts.check() cannot tell: it answers whether web fonts still have to load,
+// and is true for any installed font list. So each character is drawn on a canvas in the
+// word's own font stack: missing glyphs all come out as the same box (Chromium), while real
+// kanji differ and are a full em wide (the width check is for boxes that show the code point,
+// which differ per character).
+function hasGlyphs(el) {
+  const size = 32, canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 2 * size;
+  const g = canvas.getContext("2d", { willReadFrequently: true });
+  if (!g) return false;
+  g.font = `${size}px ${getComputedStyle(el).fontFamily}`;
+  g.textBaseline = "top";
+  const drawn = Array.from(el.textContent.trim(), (ch) => {
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    g.fillText(ch, size / 2, size / 2);
+    return { width: g.measureText(ch).width, pixels: g.getImageData(0, 0, canvas.width, canvas.height).data.join() };
+  });
+  return drawn.length > 0 && drawn.every((d) => d.width >= 0.9 * size) &&
+    new Set(drawn.map((d) => d.pixels)).size === drawn.length;
+}
+
+function showTitleWord() {
+  const word = $("title-ja");
+  if (word) word.hidden = !hasGlyphs(word);
+}
+
 // ------------------------------------------------------------------ the form, from /api/models
 async function loadOptions() {
   let info;
@@ -355,6 +383,7 @@ function setupCompare() {
   window.addEventListener("resize", () => { if ($("zoom").value === "fit") layoutCompare(); });
 }
 
+showTitleWord();
 setupInput();
 setupCompare();
 loadOptions();
