@@ -342,12 +342,12 @@ def one_jpeg(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("argv,missing", [
-    (["denoise", "{img}", "-o", "{out}", "--noise-level", "1"], "rednet-jpeg"),
+    (["denoise", "{img}", "-o", "{out}", "--noise-level", "1"], RESTORERS["jpeg"]),
     (["denoise", "{img}", "-o", "{out}", "--sigma", "25"], RESTORERS["noise"]),
-    (["denoise", "{img}", "-o", "{out}", "--jpeg"], "rednet-jpeg"),
-    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], "rednet-jpeg"),
+    (["denoise", "{img}", "-o", "{out}", "--jpeg"], RESTORERS["jpeg"]),
+    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], RESTORERS["jpeg"]),
     (["eval", "--task", "denoise", "--sigma", "25", "{dir}"], RESTORERS["noise"]),
-    (["eval", "--task", "jpeg", "--quality", "10", "{dir}"], "rednet-jpeg"),
+    (["eval", "--task", "jpeg", "--quality", "10", "{dir}"], RESTORERS["jpeg"]),
 ])
 def test_cli_missing_weights_is_one_clean_line(argv, missing, no_weights, one_jpeg, tmp_path,
                                                capsys) -> None:

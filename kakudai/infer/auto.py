@@ -39,7 +39,7 @@ TEXTURE_MIN_SIGMA = 8.5
 # better than one network trained on realistic LR for both jobs at this project's
 # training budget (docs/real-inputs.md); the fast U-Net keeps a 640x360 -> 1080p frame
 # near the flagship's own time.
-AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "rednet-jpeg"}
+AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg"}
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
 # Larger images are read on a few crops (grid-aligned, so a JPEG's blocks stay in place).

@@ -13,7 +13,8 @@ Shipped restoration weights and the user-facing strengths:
 
 * ``unet-noise`` (``rednet-noise`` beside it): Gaussian noise; the level is ``sigma``
   in 0-255 units. Gray images go to ``unet-noise-gray`` (:data:`GRAY_COMPANIONS`).
-* ``rednet-jpeg``: JPEG artifacts; the level is a JPEG quality (lower = stronger).
+* ``unet-jpeg`` (``rednet-jpeg`` beside it): JPEG artifacts; the level is a JPEG quality
+  (lower = stronger).
   ``--noise-level 0..3`` (waifu2x's meaning) maps to a quality through
   :data:`NOISE_LEVEL_QUALITY`.
 
@@ -48,14 +49,14 @@ MAX_SIGMA = 55.0  # the strongest trained noise level
 # noise costs little; one below it leaves noise in).
 AUTO_MARGIN = 1.1
 # Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
-# Noise: the residual U-Net since session 8 (ahead of RED10 everywhere; rednet-noise
-# still ships beside it, `--model rednet-noise`).
-RESTORERS = {"noise": "unet-noise", "jpeg": "rednet-jpeg"}
+# Both kinds: the residual U-Net (ahead of RED10 on every benchmark level; rednet-noise
+# and rednet-jpeg still ship beside them, `--model rednet-noise` / `rednet-jpeg`).
+RESTORERS = {"noise": "unet-noise", "jpeg": "unet-jpeg"}
 # Gray-only companions: with the shipped weights, gray images go to these when
 # they ship (DnCNN too has separate gray and colour models; see docs/denoise.md).
 GRAY_COMPANIONS = {"noise": "unet-noise-gray"}
 # The recipe that trains each (see docs/denoise.md).
-CONFIGS = {"noise": "configs/unet_denoise.toml", "jpeg": "configs/rednet_jpeg.toml"}
+CONFIGS = {"noise": "configs/unet_denoise.toml", "jpeg": "configs/unet_jpeg.toml"}
 
 
 def weights_path(kind: str, gray: bool = False):
