@@ -130,9 +130,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.denoise == "auto":
         # The pipeline as `kakudai upscale` runs it: each image is assessed, and cleaned
         # first when degraded (clean images go through untouched).
-        model, shown = _auto_upscaler(name, args), f"{shown} (denoise auto)"
+        model = _auto_upscaler(name, args)
     border = args.border if args.border is not None else math.ceil(args.scale)
-    what = f", {args.degrade} after the shrink" if args.degrade else ""
+    what = (f", {args.degrade} after the shrink" if args.degrade else "") + f", denoise {args.denoise}"
     return _eval_dirs(
         args,
         lambda d: evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
@@ -140,7 +140,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         lambda r: (f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
                    f"{args.channel.upper()}, border {border}{what})"),
         {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel,
-         "degrade": args.degrade})
+         "degrade": args.degrade, "denoise": args.denoise})
 
 
 def _auto_upscaler(name: str, args: argparse.Namespace):
