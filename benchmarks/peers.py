@@ -144,10 +144,7 @@ def kakudai_auto(name: str = "default") -> SR:
         return Upscaler(name, tile=None, denoise="auto")
 
     def run(lr: np.ndarray, scale: float) -> np.ndarray:
-        from kakudai.data.io import ImageData
-        px = lr[:, :, None] if lr.ndim == 2 else lr
-        out = upscaler()(ImageData(np.ascontiguousarray(px)), scale).pixels
-        return out[:, :, 0] if lr.ndim == 2 else out
+        return upscaler().on_array(lr, scale)
     return run
 
 

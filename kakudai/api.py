@@ -225,6 +225,12 @@ class Upscaler:
                                 progress(per_pass))[:, :, 0]
         return img.with_pixels(pixels, alpha)
 
+    def on_array(self, a: np.ndarray, scale: float) -> np.ndarray:
+        """Upscale an array (H, W) or (H, W, 1|2|3|4) of uint8, uint16 or float in [0, 1]
+        by ``scale``; the same layout and dtype back (2nd / 4th channel: alpha)."""
+        data, back = _array_to_data(np.asarray(a))
+        return back(self(data, scale))
+
     def report(self) -> str | None:
         """What automatic denoising read from the last image and what it did, or None."""
         if self.last_assessment is None:
@@ -274,20 +280,26 @@ def _resize_samples(y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- one call
-def _same_kind(image: Any, process, *, output: Any, format: Any, quality: Any, max_pixels: Any) -> Any:
-    """Apply ``process`` (ImageData -> ImageData) and give back the kind given:
-    a path -> a PIL image (or the written ``output`` path), PIL -> PIL, array -> array."""
+def _as_data(image: Any, max_pixels: Any) -> tuple[ImageData, Callable[[ImageData], Any]]:
+    """A path, PIL image or array as ImageData, and the function that gives a result back
+    as the kind given: a path or PIL image -> PIL image, an array -> array of its layout."""
     from PIL import Image
 
     if isinstance(image, (str, os.PathLike)):
-        result = process(read_image(image, max_pixels=max_pixels))
-        if output is not None:
-            return write_image(output, result, format=format, quality=quality)
-        return to_pil(result)
+        return read_image(image, max_pixels=max_pixels), to_pil
     if isinstance(image, Image.Image):
-        return to_pil(process(from_pil(image)))
-    data, back = _array_to_data(np.asarray(image))
-    return back(process(data))
+        return from_pil(image), to_pil
+    return _array_to_data(np.asarray(image))
+
+
+def _same_kind(image: Any, process, *, output: Any, format: Any, quality: Any, max_pixels: Any) -> Any:
+    """Apply ``process`` (ImageData -> ImageData) and give back the kind given:
+    a path -> a PIL image (or the written ``output`` path), PIL -> PIL, array -> array."""
+    data, back = _as_data(image, max_pixels)
+    result = process(data)
+    if output is not None and isinstance(image, (str, os.PathLike)):
+        return write_image(output, result, format=format, quality=quality)
+    return back(result)
 
 
 def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.PathLike = "default",
@@ -377,13 +389,6 @@ def assess(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """What automatic denoising reads from an image (a path, PIL image or array): its
     JPEG quality (from a JPEG file's tables, else from its pixels), noise and texture
     levels, and whether it counts as degraded (:class:`kakudai.infer.auto.Assessment`)."""
-    from PIL import Image
-
     from .infer.auto import assess as _assess
-    if isinstance(image, (str, os.PathLike)):
-        data = read_image(image, max_pixels=max_pixels)
-    elif isinstance(image, Image.Image):
-        data = from_pil(image)
-    else:
-        data, _ = _array_to_data(np.asarray(image))
+    data, _ = _as_data(image, max_pixels)
     return _assess(data.pixels, data.jpeg_quality)

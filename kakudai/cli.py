@@ -145,19 +145,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _auto_upscaler(name: str, args: argparse.Namespace):
     """uint8 LR array -> uint8 SR array through ``Upscaler(name, denoise="auto")``."""
-    import numpy as np
-
     from .api import Upscaler
-    from .data.io import ImageData
 
     up = Upscaler(name, tile=args.tile, tta=args.tta, denoise="auto")
-
-    def run(lr: "np.ndarray") -> "np.ndarray":
-        px = lr[:, :, None] if lr.ndim == 2 else lr
-        out = up(ImageData(np.ascontiguousarray(px)), args.scale).pixels
-        return out[:, :, 0] if lr.ndim == 2 else out
-
-    return run
+    return lambda lr: up.on_array(lr, args.scale)
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:

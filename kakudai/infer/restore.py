@@ -34,7 +34,9 @@ import torch
 import torch.nn as nn
 
 from ..data.degrade import jpeg_level, noise_level
+from .auto import NOISE_MIN_SIGMA, assess
 from .tiling import auto_tile_size, tiled_apply
+from .upscale import apply_to_array, feature_floats_per_pixel, tile_multiple
 
 __all__ = ["restore", "restore_array", "load_restorer", "for_channels", "level_value", "denoise_settings", "Denoiser",
            "NOISE_LEVEL_QUALITY", "RESTORERS", "BLIND_QUALITY", "MAX_SIGMA", "weights_path"]
@@ -151,7 +153,6 @@ def _restore_untiled(model: nn.Module, x: torch.Tensor, level: float | None, tta
 
 def _bytes_per_pixel(model: nn.Module, tta: bool) -> float:
     # The network's live features, plus input, output and the TTA sum at full resolution.
-    from .upscale import feature_floats_per_pixel
     return 4.0 * feature_floats_per_pixel(model) + 4.0 * 3 * (10 if tta else 6)
 
 
@@ -184,7 +185,6 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     def fn(t: torch.Tensor) -> torch.Tensor:
         return _restore_untiled(model, t.to(device), level, tta).clamp_(0, 1)
 
-    from .upscale import tile_multiple
     radius = int(getattr(model, "receptive_radius", 0))
     return tiled_apply(fn, x, 1, tile, overlap=radius, out_dtype=out_dtype, on_tile=on_tile,
                        multiple=tile_multiple(model, 1))
@@ -197,7 +197,6 @@ def restore_array(arr: np.ndarray, model: nn.Module, level: float | None = None,
     Float arrays are taken as [0, 1] and may leave it (unclipped noise); the
     result is clipped to [0, 1].
     """
-    from .upscale import apply_to_array
     return apply_to_array(arr, lambda t, dt: restore(model, t, level, tile=tile, tta=tta, out_dtype=dt))
 
 
@@ -272,7 +271,6 @@ class Denoiser:
         when it looks clean. Noise wins over JPEG (a noisy JPEG's artifacts are mostly its
         noise); the level is the estimate with AUTO_MARGIN, since the models take their
         level as an upper bound and a level too low leaves noise in."""
-        from .auto import NOISE_MIN_SIGMA, assess
         self.last_assessment = a = assessment or assess(img.pixels, img.jpeg_quality)
         if a.noisy:
             # Flagged by the texture reading alone: noise on strong texture, which the
