@@ -91,3 +91,40 @@ def ksr_fast(scale: int | Sequence[int] = 3, channels: int = 1, width: int = 48,
     3 residual blocks instead of 8 (~2.3x cheaper). The same width lets it start from the
     flagship's first blocks (configs/ksr-fast.toml, docs/flagship.md)."""
     return KSR(scale=scale, channels=channels, width=width, blocks=blocks)
+
+
+def rgb_from_luma(model: KSR, scales: Sequence[int] | None = None) -> KSR:
+    """An RGB KSR that starts as a trained Y-only one: the luma of its output is the
+    Y model's output on the input's luma (exactly, away from a border band as wide
+    as the receptive field, where the zero padding of the first layer differs).
+
+    The head reads Y = k . rgb + 16/255 (BT.601, :data:`kakudai.ops.color.RGB2YCBCR`),
+    so its weights become ``W * k_c`` per input channel with the offset folded into
+    the bias; each tail adds the Y residual divided by ``sum(k)`` to every channel,
+    which changes the output's luma by exactly that residual. Chroma starts as the
+    anchor (nearest) plus a grey residual; training on colour refines it.
+    ``scales``: the tails to keep (default: all of ``model``'s).
+    """
+    from ..ops.color import RGB2YCBCR
+    from ..registry import create_model
+    if model.channels != 1:
+        raise ValueError(f"expected a Y-only (1-channel) model, got {model.channels} channels")
+    keep = tuple(model.scales if scales is None else (int(s) for s in scales))
+    missing = [s for s in keep if s not in model.scales]
+    if missing:
+        raise ValueError(f"the model has scales {model.scales}, not {missing}")
+    args = dict(getattr(model, "arch_args", {}))
+    args.update(channels=3, scale=list(keep) if len(keep) > 1 else keep[0])
+    rgb = create_model(getattr(model, "arch", "ksr"), **args)
+    k = torch.tensor(RGB2YCBCR[0] / 255.0, dtype=torch.float32)
+    sd = {key: v for key, v in model.state_dict().items()
+          if not key.startswith(("head.", "tails."))}
+    w, b = model.head.weight.detach(), model.head.bias.detach()
+    sd["head.weight"] = torch.cat([w * kc for kc in k], dim=1)
+    sd["head.bias"] = b + (16.0 / 255.0) * w.sum(dim=(1, 2, 3))
+    for s in keep:
+        tail = model.tails[f"x{s}"]
+        sd[f"tails.x{s}.weight"] = (tail.weight.detach() / k.sum()).repeat(3, 1, 1, 1)
+        sd[f"tails.x{s}.bias"] = (tail.bias.detach() / k.sum()).repeat(3)
+    rgb.load_state_dict(sd)
+    return rgb

@@ -129,14 +129,21 @@ def imresize_np(image: np.ndarray, scale: float | Sequence[float] | None = None,
         n_in = img.shape[dim]
         if n_in == out_sizes[dim] and scales[dim] == 1.0:
             continue
-        w, idx = contributions(n_in, out_sizes[dim], float(scales[dim]), antialias)
-        img = np.moveaxis(img, dim, 0)
-        # (out, P, ...) gathered rows weighted and summed over the taps.
-        gathered = img[idx]
-        wshape = w.shape + (1,) * (img.ndim - 1)
-        img = (gathered * w.reshape(wshape)).sum(axis=1)
-        img = np.moveaxis(img, 0, dim)
+        m = resize_matrix(n_in, out_sizes[dim], float(scales[dim]), antialias)
+        img = np.moveaxis(np.tensordot(m, np.moveaxis(img, dim, 0), axes=(1, 0)), 0, dim)
     return img
+
+
+@lru_cache(maxsize=64)
+def resize_matrix(in_length: int, out_length: int, scale: float,
+                  antialias: bool = True) -> np.ndarray:
+    """:func:`contributions` as a dense (out_length, in_length) matrix, so that one
+    axis is resized by one matrix product (BLAS: ~10x faster than gathering taps)."""
+    w, idx = contributions(in_length, out_length, scale, antialias)
+    m = np.zeros((out_length, in_length), dtype=np.float64)
+    np.add.at(m, (np.repeat(np.arange(out_length), idx.shape[1]), idx.ravel()), w.ravel())
+    m.setflags(write=False)
+    return m
 
 
 @lru_cache(maxsize=16)
