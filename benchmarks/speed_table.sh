@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The speed table of issue 9 (docs/speed.md), to run on a QUIET machine.
+# The speed table of docs/speed.md, to run on a QUIET machine.
 #
 #   bash benchmarks/speed_table.sh [OUT_DIR]          # default OUT_DIR=/tmp/kakudai_speed
 #   REPEAT=7 bash benchmarks/speed_table.sh            # more timed runs per model

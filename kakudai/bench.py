@@ -176,7 +176,7 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
     real = ALIASES.get(name, name)
     if real == "bicubic":
         return for_inference(create_model("bicubic", scale=scale)), "none"
-    if real.endswith("+shrink"):  # the integer-then-shrink baseline of issue 6
+    if real.endswith("+shrink"):  # the integer-then-shrink baseline that arbitrary-scale models must beat
         return load_model(real, scale), "shipped, then MATLAB bicubic shrink"
     if not float(scale).is_integer() and model_scales(real) is not None:  # fixed scales only
         raise ValueError(f"{name} runs at integer scales only; bench '{name}+shrink' "

@@ -70,7 +70,7 @@ def training_summary(run_dirs: list[Path], threads: int) -> dict:
     wall and CPU hours, each run's facts, and the last run's resolved config."""
     runs = [run_facts(r) for r in run_dirs]
     wall = sum(r.get("wall_hours", 0.0) for r in runs)
-    # Measured CPU time where every run logged it (session 5 on), else wall x cores.
+    # Measured CPU time where every run logged it (newer trainer logs do), else wall x cores.
     measured = all("cpu_hours" in r for r in runs)
     cpu = sum(r["cpu_hours"] for r in runs) if measured else wall * threads
     return {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),

@@ -7,7 +7,7 @@ Writes ``kakudai/weights/NAME.safetensors`` (default NAME: the kind's default,
 ``unet-noise`` / ``rednet-jpeg``; metadata: arch, args, card facts) and the card
 ``NAME.json`` / ``.md``, with exactly
 what ``kakudai eval --task denoise|jpeg`` measures on the acceptance sets
-(issue 7): noise: Kodak24 and Set12 at sigma 15/25/50 (``--gray``: the gray
+(the restoration targets of docs/denoise.md): noise: Kodak24 and Set12 at sigma 15/25/50 (``--gray``: the gray
 companion, e.g. ``unet-noise-gray``, scored on Set12 only); JPEG: Classic5 at
 quality 10/20/30/40; both: PSNR of restore(clean) vs clean on Kodak24 at the
 lightest, a middle and the blind level (the "must not smear clean photos" check),

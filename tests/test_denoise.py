@@ -1,4 +1,4 @@
-"""Restoration (issue 7): degradations, the RED-Net restoration options, the
+"""Restoration (denoising and JPEG artifact removal): degradations, the RED-Net restoration options, the
 restore pipeline, the denoise/JPEG evaluation protocol, the CLI and training."""
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from kakudai.ops.resize import imresize_np, imresize_torch
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import tiny_config, write_tiny_dataset  # noqa: E402
 
-BUDGET = 30_000  # multiply-adds per output pixel (issue 6)
+BUDGET = 30_000  # multiply-adds per output pixel: the arbitrary-scale decoder's cost budget
 
 
 def tiny(seed: int = 0, **kw) -> Implicit:
