@@ -1,6 +1,6 @@
 """Write the generated reference pages from the code that defines them.
 
-    python scripts/gen_docs.py            # rewrite docs/cli.md, docs/config.md, docs/models.md
+    python scripts/gen_docs.py            # rewrite docs/cli.md, config.md, models.md, formats.md's table
     python scripts/gen_docs.py --check    # exit 1 (and name the files) if any is out of date
 
 * ``docs/cli.md``: every subcommand and option, read from the argparse parser the
@@ -10,6 +10,8 @@
   comment beside the field).
 * ``docs/models.md``: the shipped model zoo, read from the model cards
   ``kakudai/weights/*.json``.
+* the file-type table of ``docs/formats.md`` (the rest of that page is written by hand),
+  read from ``kakudai/data/formats.py``.
 
 ``tests/test_docs.py`` fails when a committed page differs from what this script writes,
 so a new option, config key or card shows up in the docs or in a failing test.
@@ -441,9 +443,38 @@ def models_md(weights_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- blocks in written pages
+def formats_block() -> str:
+    from kakudai.data import formats
+    def exts(names) -> str:
+        return ", ".join(f"`{e}`" for e in sorted(names))
+    written = ", ".join(f"`{e}` ({f})" for e, f in sorted(formats.FORMAT_EXTENSIONS.items()))
+    return "\n".join([
+        "| kind | extensions |", "|---|---|",
+        f"| images read | {exts(formats.IMAGE_EXTENSIONS)} |",
+        f"| images written (`--format` or the output's extension) | {written} |",
+        f"| videos (read and written; needs `pip install \".[video]\"`) | {exts(formats.VIDEO_EXTENSIONS)} |",
+        f"| largest input (`--max-pixels`, checked from the header before decoding) | "
+        f"{formats.DEFAULT_MAX_PIXELS:,} pixels |"])
+
+
+def _with_block(page: str, name: str, block: Callable[[], str]) -> Callable[[], str]:
+    """A hand-written page whose block between ``<!-- begin generated: NAME ...-->`` and
+    ``<!-- end generated -->`` is rewritten from the code."""
+    def render() -> str:
+        text = (REPO / page).read_text()
+        m = re.search(rf"(<!-- begin generated: {re.escape(name)}[^>]*-->\n)(.*?)(<!-- end generated -->)",
+                      text, flags=re.S)
+        if m is None:
+            raise ValueError(f"{page}: no generated block {name!r}")
+        return text[:m.start(2)] + block() + "\n" + text[m.end(2):]
+    return render
+
+
 # ----------------------------------------------------------------------------- main
 PAGES: dict[str, Callable[[], str]] = {"docs/cli.md": cli_md, "docs/config.md": config_md,
-                                        "docs/models.md": models_md}
+                                        "docs/models.md": models_md,
+                                        "docs/formats.md": _with_block("docs/formats.md", "formats", formats_block)}
 
 
 def main(argv: list[str] | None = None) -> int:
