@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from . import __version__
@@ -176,17 +177,26 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         tile = "auto"  # run_upscale reports the bad --tile
     if args.noise_level is None and args.sigma is None and args.jpeg is None:
         args.noise_level = "auto"
+    options = dict(noise_level=args.noise_level, sigma=args.sigma, jpeg=args.jpeg,
+                   model=None if args.model == "default" else args.model, tile=tile or None,
+                   tta=args.tta, device=args.device)
     try:
-        dn = Denoiser(noise_level=args.noise_level, sigma=args.sigma, jpeg=args.jpeg,
-                      model=None if args.model == "default" else args.model, tile=tile or None,
-                      tta=args.tta, device=args.device)
+        dn = Denoiser(**options)
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
     except (RuntimeError, ValueError) as e:  # a strength out of range, an unknown --device
         error(args.device or "denoise", str(e).splitlines()[0])
         return 1
-    return run_upscale(args, processor=_DenoiseStep(dn), desc="denoise", jpeg_as=".png")
+    return run_upscale(args, processor=_DenoiseStep(dn), desc="denoise", jpeg_as=".png",
+                       make_processor=functools.partial(_denoise_step, options))
+
+
+def _denoise_step(options: dict) -> "_DenoiseStep":
+    """A fresh denoise step (each ``--executor ray`` worker builds its own)."""
+    from .infer.restore import Denoiser
+
+    return _DenoiseStep(Denoiser(**options))
 
 
 class _DenoiseStep:

@@ -20,6 +20,7 @@ Video files (:data:`kakudai.data.io.VIDEO_EXTENSIONS`) are dispatched to
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import signal
@@ -253,13 +254,15 @@ def _weights_message(model: str, e: Exception) -> str:
 
 # --------------------------------------------------------------------------- the run
 def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | None = None,
-                desc: str = "upscale", jpeg_as: str | None = None) -> int:
+                desc: str = "upscale", jpeg_as: str | None = None,
+                make_processor: Callable[[], object] | None = None) -> int:
     """The ``kakudai upscale`` command. Returns the exit code.
 
     Hooks for other same-driver commands (``kakudai denoise``): ``processor``
     replaces the Upscaler (called as ``processor(data, scale, width, height,
     on_tile=...)`` -> ImageData; no video), ``desc`` labels the progress bar,
-    ``jpeg_as`` is the extension JPEG inputs get without --format.
+    ``jpeg_as`` is the extension JPEG inputs get without --format,
+    ``make_processor`` builds an equivalent processor in each ``--executor ray`` worker.
     """
     from PIL import Image
     from tqdm import tqdm
@@ -281,6 +284,12 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
             tile = int(tile)  # type: ignore[arg-type]
             if tile < 0:
                 raise ValueError("--tile must be auto or a positive number of pixels")
+        if hasattr(args, "executor"):  # the cluster options (kakudai.infer.distributed imports no Ray)
+            from .infer.distributed import options_problem
+
+            reason = options_problem(args)
+            if reason:
+                raise ValueError(reason)
     except ValueError as e:
         msg = str(e)
         if msg.startswith("invalid literal"):
@@ -322,9 +331,11 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
         if processor is not None:
             up = processor
         else:
-            up = Upscaler(args.model, tile=tile, tta=args.tta, alpha=args.alpha, device=args.device,
-                          denoise=getattr(args, "denoise", None),
-                          backend=getattr(args, "backend", "torch"), precision=getattr(args, "precision", "fp32"))
+            make_processor = functools.partial(
+                Upscaler, args.model, tile=tile, tta=args.tta, alpha=args.alpha, device=args.device,
+                denoise=getattr(args, "denoise", None),
+                backend=getattr(args, "backend", "torch"), precision=getattr(args, "precision", "fp32"))
+            up = make_processor()
             up.native_scales()
         if processor is None and scale is not None and jobs:
             up.model_for(up.plan(64, 64, scale)[0])  # load now: a bad weights file fails once, early
@@ -334,6 +345,15 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
     except (RuntimeError, ValueError) as e:  # e.g. an unknown --device
         error(args.device or args.model, str(e).splitlines()[0])
         return 1
+
+    if getattr(args, "executor", "local") == "ray":
+        from .infer.distributed import run_on_ray
+
+        if make_processor is None:
+            raise ValueError("--executor ray needs make_processor for a custom processor")
+
+        return run_on_ray(args, jobs, make_processor, (scale, width, height), len(bad), desc,
+                          with_video=video_fn is not None)
 
     # Load every Pillow format plugin now: Pillow otherwise imports them lazily at the
     # first save, and a Ctrl-C landing inside an import is mangled by Python (wrapped
@@ -359,14 +379,17 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
         interrupted = e
     finally:
         bar.close()
-        took = time.perf_counter() - t0
-        summary = f"kakudai: {done} done, {skipped} skipped, {failed} failed in {took:.1f} s"
-        if interrupted is not None:
-            summary += " (interrupted; no partial output left)"
-        _say(summary)
+        note = "interrupted; no partial output left" if interrupted is not None else None
+        _say(summary_line(done, skipped, failed, time.perf_counter() - t0, note))
     if interrupted is not None:
         return 128 + (interrupted.signum if isinstance(interrupted, Terminated) else signal.SIGINT)
     return 1 if failed else 0
+
+
+def summary_line(done: int, skipped: int, failed: int, seconds: float, note: str | None = None) -> str:
+    """The line that ends a batch run, local or on a cluster."""
+    line = f"kakudai: {done} done, {skipped} skipped, {failed} failed in {seconds:.1f} s"
+    return f"{line} ({note})" if note else line
 
 
 def _prepare_output(out: Path, single_file: bool) -> bool:
@@ -541,6 +564,15 @@ def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
                        help="bf16: convolutions in bfloat16 on CPUs that support it (torch backend)")
     u.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels (decompression-bomb guard; default {DEFAULT_MAX_PIXELS})")
+    c = u.add_argument_group('cluster (needs pip install "kakudai[ray]"; see docs/ray.md)')
+    c.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): this process; ray: one file per task on a Ray cluster's workers")
+    c.add_argument("--address", default=None,
+                   help="Ray cluster to join, e.g. auto or HEAD:6379 (default: RAY_ADDRESS, else a local Ray)")
+    c.add_argument("--workers", type=int, default=None,
+                   help="Ray workers, each holding the model once (default: cluster CPUs / threads per worker)")
+    c.add_argument("--threads-per-worker", type=int, default=None, metavar="T",
+                   help="torch threads in each Ray worker, and the CPUs it reserves (default 1)")
     if same_size:
         return
     v = u.add_argument_group("video (audio, subtitles, timestamps, rotation and colour tags are kept)")

@@ -1,0 +1,287 @@
+"""Batch inference over a Ray cluster: ``kakudai upscale|denoise --executor ray``.
+
+The driver (the ``kakudai`` process) plans the jobs exactly as the local path
+does (:func:`kakudai.cli_upscale.plan_outputs`), settles on its own the jobs
+that need no model (a planning problem, an output that already exists), and
+hands every other job, one image or video file each, to a pool of Ray actors.
+Each actor builds the processor once (the same ``Upscaler`` or ``Denoiser``
+the local run builds, weights loaded at start) with its own number of torch
+threads, and runs the local per-file code path,
+:func:`kakudai.cli_upscale._run_job`, on one job at a time: the same read,
+tiling, atomic write (hidden temporary file, renamed when complete), skip
+check and one-line errors. What that path prints is captured in the actor
+and printed by the driver, so the terminal shows one progress bar for the
+whole run, the same error lines and the same summary as a local run.
+
+Paths stay as the user gave them: each actor works in the driver's working
+folder, so every node must see the inputs and the output folder at the same
+paths (one machine, or a shared filesystem).
+
+Ray is an optional dependency (``pip install "kakudai[ray]"``), imported only
+here and only when ``--executor ray`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import io
+import os
+import threading
+import time
+from contextlib import redirect_stderr
+from typing import Any, Callable
+
+__all__ = ["MISSING_EXTRA", "options_problem", "run_on_ray"]
+
+MISSING_EXTRA = '--executor ray needs Ray, which is not installed: pip install "kakudai[ray]"'
+
+# How long the driver waits, after Ctrl-C or SIGTERM, for the actors to drop the
+# file they are on (they stop at the next Python bytecode, removing any temporary file).
+STOP_GRACE_S = 60.0
+
+
+def options_problem(args: argparse.Namespace) -> str | None:
+    """Why the cluster options cannot run, in one line (None: they can).
+
+    With ``--executor local`` the cluster-only options are refused rather than
+    silently ignored; with ``--executor ray``, Ray must be importable.
+    """
+    ray_only = [name for name, value in (("--address", args.address), ("--workers", args.workers),
+                                         ("--threads-per-worker", args.threads_per_worker))
+                if value is not None]
+    if args.executor != "ray":
+        return f"{ray_only[0]} needs --executor ray" if ray_only else None
+    if args.workers is not None and args.workers < 1:
+        return "--workers must be at least 1"
+    if args.threads_per_worker is not None and args.threads_per_worker < 1:
+        return "--threads-per-worker must be at least 1"
+    if args.threads is not None:
+        return "--threads sets the local process; with --executor ray use --threads-per-worker"
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return MISSING_EXTRA
+    return None
+
+
+class _Worker:
+    """One Ray actor: a processor built once, then one job at a time through the local code path.
+
+    ``make_processor()`` builds the Upscaler (or denoise step) exactly as the
+    local run does. A failure to build it is kept and reported for every job
+    (as ``abort``, like a local weights error) instead of killing the actor.
+    The actor is threaded (two threads) only so that :meth:`stop` can reach a
+    running :meth:`run`.
+    """
+
+    def __init__(self, make_processor: Callable[[], Any], settings: tuple, args: dict, cwd: str,
+                 threads: int, with_video: bool) -> None:
+        import torch
+        from PIL import Image
+
+        from ..bench import retain_freed_memory
+        from ..cli_upscale import _video_backend
+
+        torch.set_num_threads(threads)
+        retain_freed_memory()  # as the local CLI does (docs/speed.md)
+        Image.init()  # all format plugins now, not lazily inside a job (see run_upscale)
+        self.settings = settings
+        self.args = argparse.Namespace(**args)
+        self.running: int | None = None  # thread id of the run() in progress
+        self.lock = threading.Lock()
+        self.init_error: str | None = None
+        self.up: Any = None
+        self.video_fn = None
+        try:
+            if not os.path.isdir(cwd):
+                raise RuntimeError(f"the driver's working folder {cwd} does not exist on this node "
+                                   "(inputs and outputs must be on a filesystem every node shares)")
+            os.chdir(cwd)  # job paths are relative to it, as the user typed them
+            self.up = make_processor()
+            scale = settings[0]
+            if scale is not None and hasattr(self.up, "model_for"):
+                self.up.model_for(self.up.plan(64, 64, scale)[0])  # load the weights once, now
+            self.video_fn = _video_backend() if with_video else None
+        except Exception as e:  # noqa: BLE001  reported by run(), one line, for the driver to print
+            self.init_error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+    def run(self, job: Any) -> tuple[str, list[str]]:
+        """(status, printed lines) for one job; status as ``_run_job``'s, or 'interrupted'."""
+        from ..cli_upscale import _run_job
+
+        if self.init_error is not None:
+            return "abort", [f"kakudai: error: {self.init_error}"]
+        buf = io.StringIO()
+        with self.lock:
+            self.running = threading.get_ident()
+        try:
+            with redirect_stderr(buf):
+                status = _run_job(job, self.up, *self.settings, self.args, self.video_fn)
+        except KeyboardInterrupt:  # from stop(): any temporary output was removed on the way out
+            status = "interrupted"
+        finally:
+            with self.lock:
+                self.running = None
+        return status, [line for line in buf.getvalue().splitlines() if line.strip()]
+
+    def stop(self) -> bool:
+        """Raise KeyboardInterrupt in the running job, as Ctrl-C does in a local run.
+
+        The exception lands at the job's next Python bytecode (between tiles,
+        layers or frames); the write path's cleanup removes its temporary file.
+        Returns whether a job was running.
+        """
+        with self.lock:
+            if self.running is None:
+                return False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.running),
+                                                       ctypes.py_object(KeyboardInterrupt))
+            return True
+
+    def ready(self) -> bool:
+        return True
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (or start a local one); True if this call started Ray here."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address is None:
+        kwargs["include_dashboard"] = False  # a throwaway local cluster needs no web UI
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[], Any],
+               settings: tuple, failed: int, desc: str, with_video: bool) -> int:
+    """Run ``jobs`` on a Ray actor pool; prints and returns as ``run_upscale`` does.
+
+    ``make_processor``: builds the processor in each actor (picklable).
+    ``settings``: (scale, width, height). ``failed``: inputs already reported bad.
+    """
+    import signal
+    import sys
+
+    import ray
+    from tqdm import tqdm
+
+    from ..cli_upscale import Terminated, _run_job, _say, _sigterm_raises, error, summary_line
+
+    threads = args.threads_per_worker or 1
+    opts = {k: v for k, v in vars(args).items() if k != "func"}
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(jobs), unit="file", desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
+    interrupted: BaseException | None = None
+    stopped_cleanly = True
+    started = False
+    count = {"done": 0, "skipped": 0, "failed": 0}
+
+    def settle(status: str) -> None:
+        if status in count:
+            count[status] += 1
+        bar.update(1)
+
+    try:
+        with _sigterm_raises():
+            # Jobs that need no model are settled here, with the local path's own messages.
+            todo = []
+            for job in jobs:
+                if job.problem or (job.dst.exists() and not args.overwrite):
+                    settle(_run_job(job, None, *settings, args, None))
+                else:
+                    todo.append(job)
+            if todo:
+                started = _connect(args.address)
+                cpus = int(ray.cluster_resources().get("CPU", 1))
+                n = min(args.workers or max(1, cpus // threads), len(todo))
+                bar.set_postfix_str(f"{n} workers x {threads} threads", refresh=False)
+                actor = ray.remote(_Worker).options(num_cpus=threads, max_concurrency=2, max_restarts=-1)
+                pool = [actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
+                        for _ in range(n)]
+                running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (actor, job)
+                queue = list(reversed(todo))
+                idle = list(pool)
+                try:
+                    while queue or running:
+                        while idle and queue:
+                            a, job = idle.pop(), queue.pop()
+                            running[a.run.remote(job)] = (a, job)
+                        [ref], _ = ray.wait(list(running), num_returns=1)
+                        a, job = running.pop(ref)
+                        idle.append(a)
+                        status = _collect(ref, job, error, _say)
+                        if status == "abort":  # the model cannot run anywhere: as a local weights error
+                            queue.clear()
+                            for r in running:
+                                ray.cancel(r)
+                            return 1
+                        settle(status)
+                except (KeyboardInterrupt, Terminated):
+                    stopped_cleanly = _stop(pool, running, settle, error, _say)
+                    raise
+    except (KeyboardInterrupt, Terminated) as e:
+        interrupted = e
+    finally:
+        bar.close()
+        if started:
+            ray.shutdown()
+        note = None
+        if interrupted is not None:
+            note = ("interrupted; no partial output left" if stopped_cleanly
+                    else "interrupted; a worker did not stop in time and may have left a hidden .part file")
+        _say(summary_line(count["done"], count["skipped"], failed + count["failed"], time.perf_counter() - t0, note))
+    if interrupted is not None:
+        return 128 + (interrupted.signum if isinstance(interrupted, Terminated) else signal.SIGINT)
+    return 1 if failed + count["failed"] else 0
+
+
+def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
+    """A finished job's status, its captured lines printed; a dead worker fails only its file."""
+    import ray
+
+    try:
+        status, lines = ray.get(ref)
+    except ray.exceptions.RayActorError as e:
+        error(job.src, f"the Ray worker processing it died ({_first_line(e)})")
+        return "failed"
+    except ray.exceptions.RayError as e:
+        error(job.src, _first_line(e))
+        return "failed"
+    for line in lines:
+        say(line)
+    return status
+
+
+def _stop(pool: list, running: dict, settle: Callable[[str], None], error: Callable, say: Callable) -> bool:
+    """After Ctrl-C/SIGTERM: stop every actor's current job, wait for them; True if all stopped."""
+    import ray
+
+    for a in pool:
+        a.stop.remote()
+    deadline = time.monotonic() + STOP_GRACE_S
+    try:
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            _, job = running.pop(ready[0])
+            status = _collect(ready[0], job, error, say)
+            if status != "interrupted":  # it finished before the stop reached it
+                settle(status)
+    except (KeyboardInterrupt, Exception):  # noqa: BLE001  a second Ctrl-C: stop waiting
+        pass
+    clean = not running
+    for a in pool:
+        ray.kill(a)
+    return clean
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
