@@ -199,6 +199,27 @@ def test_untagged_sd_source_is_read_and_tagged_as_bt601(clips, bicubic, tmp_path
     assert int(f_out.colorspace) == 6 and int(f_out.color_range) == 1
 
 
+def luma_means(path: Path) -> np.ndarray:
+    """Mean of each frame's stored Y plane (no colour conversion involved)."""
+    with av.open(str(path)) as c:
+        return np.array([np.frombuffer(f.planes[0], np.uint8)
+                         .reshape(f.planes[0].height, f.planes[0].line_size)[:, :f.width].mean()
+                         for f in c.decode(video=0)])
+
+
+@pytest.mark.parametrize("clip", ["cfr", "meta"])  # untagged BT.601, tagged BT.709
+def test_brightness_kept_through_the_rgb_round_trip(clips, bicubic, tmp_path, clip):
+    # At scale 1 the model is close to the identity, so the only systematic
+    # change left is the YCbCr -> RGB -> YCbCr conversion: it must not shift
+    # luma (swscale's default 4:2:0 -> RGB path rounds down, ~1.1 levels).
+    dst = tmp_path / "same.mp4"
+    upscale_video(clips[clip], dst, 1, model=bicubic, preset="ultrafast", frames=":12", progress=False)
+    y_in, y_out = luma_means(clips[clip])[:12], luma_means(dst)
+    assert len(y_out) == 12
+    assert abs(y_out.mean() - y_in.mean()) < 0.3, (y_in.mean(), y_out.mean())
+    assert np.abs(y_out - y_in).max() < 0.5, y_out - y_in
+
+
 def test_subtitles_copied_and_warned_when_container_cannot_hold_them(clips, bicubic, tmp_path, capsys):
     src = clips["subs"]
     upscale_video(src, tmp_path / "s.mkv", 2, model=bicubic, preset="ultrafast", progress=False)

@@ -172,15 +172,27 @@ def _display_matrix(frame: Any) -> list[int] | None:
     return None
 
 
-def _to_rgb(frame: Any, matrix: str, rng: int, size: tuple[int, int]) -> np.ndarray:
+def _sws_flags(av: Any, interpolation: str = "BILINEAR") -> int:
+    """swscale flags for a colour conversion that keeps the mean level.
+
+    swscale's default YCbCr -> RGB path for subsampled chroma (4:2:0, 4:2:2,
+    NV12) rounds down: luma comes back about 1.1 levels darker (0.8 in full
+    range), once per decode. ACCURATE_RND with FULL_CHR_H_INT takes the exact
+    path; ACCURATE_RND also removes a smaller chroma bias from RGB -> YCbCr.
+    """
+    i = av.video.reformatter.Interpolation
+    return int(i[interpolation] | i.ACCURATE_RND | i.FULL_CHR_H_INT)
+
+
+def _to_rgb(frame: Any, matrix: str, rng: int, size: tuple[int, int], av: Any) -> np.ndarray:
     """Decoded frame -> (h, w, 3) uint8 RGB, converted with the source's matrix and range.
 
     ``size`` (w, h) is the first frame's: a stream that changes resolution midway
     is resized back to it (bicubic), since the encoder's size is fixed.
     """
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"interpolation": _sws_flags(av)}
     if (frame.width, frame.height) != tuple(size):
-        kw = {"width": size[0], "height": size[1], "interpolation": "BICUBIC"}
+        kw = {"width": size[0], "height": size[1], "interpolation": _sws_flags(av, "BICUBIC")}
     if frame.format.is_rgb:
         return frame.to_ndarray(format="rgb24", **kw)
     return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng, **kw)
@@ -296,7 +308,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
             raise VideoError(src, str(e)) from None
     if isinstance(model, (str, os.PathLike)):
         try:
-            model = load_model(str(model), scale)
+            model = load_model(str(model), scale, task="upscale")
         except WeightsError as e:
             raise _weights_error(e, model) from None
     try:
@@ -564,9 +576,11 @@ class _Transcoder:
         w, h = self.size
         y = y[:, :, :h, :w].permute(0, 2, 3, 1).contiguous().numpy()
         matrix, cs, rng = self.colour
+        sws = _sws_flags(av)
         for p, img in zip(self.pending, y):
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f = f.reformat(format=self.pix_fmt, dst_colorspace=matrix, dst_color_range=rng)
+            f = f.reformat(format=self.pix_fmt, dst_colorspace=matrix, dst_color_range=rng,
+                           interpolation=sws)
             f.colorspace, f.color_range = cs, rng
             f.pts, f.time_base = p.pts, tb
             if p.duration:
@@ -612,7 +626,7 @@ class _Transcoder:
         dur = int(frame.duration or 0)
         self.last_pts, self.end_pts = out_pts, out_pts + (dur or self._frame_ticks())
         matrix, _, rng = self.colour
-        rgb = _to_rgb(frame, matrix, rng, self.in_size)
+        rgb = _to_rgb(frame, matrix, rng, self.in_size, self.av)
         self.pending.append(_Pending(rgb, out_pts, dur))
         if len(self.pending) >= self.batch:
             self._flush_batch()
