@@ -245,6 +245,8 @@ def write_doc(path: Path, figure: Path, res: dict[str, dict], bicubic: float, ar
                     f"{r['cb_init_mean']:.3f} (max {r['cb_init_max']:.3f}) | {r['cb_trained']:.3f} | "
                     f"{r['set5_psnr']:.2f} | {r['ms_per_frame']:.1f} |")
     findings = "\n".join(_findings(res, bicubic))
+    table_head = ("| upsampler | n2 | params | MACs per output pixel | checkerboard at init (RMS, levels) "
+                  "| after training | Set5 PSNR (dB) | CPU ms per 960x720 frame |")
     fig_rel = figure.relative_to(path.parent) if figure.is_relative_to(path.parent) else figure
     text = f"""# Upsampler study: transposed conv, resize-conv, sub-pixel with and without ICNR
 
@@ -269,11 +271,12 @@ re-running it rewrites this file and the figure.
   one thread (CPU time, because wall time on a shared machine mostly measures the others).
 * Budget: one thread throughout; {cpu:.0f} s of CPU time ({train_cpu:.0f} s of it training), {wall:.0f} s
   of wall time, on a 2-core machine shared with a training run and other jobs (compare
-  the timings with each other, not with other documents). {platform.processor() or platform.machine()}, torch {torch.__version__}.
+  the timings with each other, not with other documents).
+  {platform.processor() or platform.machine()}, torch {torch.__version__}.
 
 ## Results
 
-| upsampler | n2 | params | MACs per output pixel | checkerboard at init (RMS, levels) | after training | Set5 PSNR (dB) | CPU ms per 960x720 frame |
+{table_head}
 |---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 

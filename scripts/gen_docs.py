@@ -270,8 +270,8 @@ def config_md() -> str:
              "args = { width = 48, blocks = 8 }", "", "[data]", "scales = [2, 3, 4]",
              "patch_size = 48", "", "[optim]", "lr = 5e-4", 'amp = "bf16"', "```", ""]
     sections = _config_sections()
-    lines += ["Sections: " + ", ".join(f"[`{p or 'top level'}`](#{(p or 'top level').replace('.', '').replace(' ', '-')})"
-                                       for p, _ in sections) + ".", ""]
+    anchors = [(p or "top level", (p or "top level").replace(".", "").replace(" ", "-")) for p, _ in sections]
+    lines += ["Sections: " + ", ".join(f"[`{title}`](#{anchor})" for title, anchor in anchors) + ".", ""]
     for prefix, cls in sections:
         lines += [f"## {prefix or 'top level'}", ""]
         intro = CONFIG_INTRO.get(prefix)

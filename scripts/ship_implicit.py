@@ -105,7 +105,8 @@ def main() -> int:
 
     card = {"name": args.name, "scale": "any", "arch": model.arch, "args": model.arch_args,
             "params": sum(p.numel() for p in model.parameters()), "results": rows, "acceptance": checks,
-            "eval_command": f"kakudai eval --model {args.name} --scale S ../shared/data/bench/Set5 ../shared/data/bench/Set14",
+            "eval_command": f"kakudai eval --model {args.name} --scale S "
+                            "../shared/data/bench/Set5 ../shared/data/bench/Set14",
             "protocol": "Y (BT.601 16-235), border = ceil(scale), HR cropped to a multiple of p for scale p/q, "
                         "LR = MATLAB bicubic rounded to uint8",
             "time_note": f"median super_resolve to ~1920x1080, torch {torch.__version__}, "
@@ -125,7 +126,8 @@ def main() -> int:
                    if "reference" in row else "-")
             md.append(f"| x{row['scale']:g} | {ds} | {row['implicit'][ds]['psnr']:.2f} | {ref} | "
                       f"{row['bicubic'][ds]['psnr']:.2f} |")
-    md += ["", f"Measured with `{card['eval_command']}` ({card['protocol']}).", "", "## Acceptance (arbitrary-scale targets)", ""]
+    md += ["", f"Measured with `{card['eval_command']}` ({card['protocol']}).", "",
+           "## Acceptance (arbitrary-scale targets)", ""]
     md += [f"- {'PASS' if c['pass'] else 'FAIL'}: {c['criterion']} "
            f"({'margin %+.3f dB' % c['margin_db'] if 'margin_db' in c else 'ratio %.2f' % c['ratio']})"
            for c in checks]
@@ -133,7 +135,8 @@ def main() -> int:
     md += ["", "## Training", "",
            f"- data: {data.get('train_dirs')} (the 291 images), scale s ~ U{tuple(data.get('continuous_scale', []))} "
            f"per batch, or one of {data.get('continuous_fixed')} with probability {data.get('continuous_fixed_prob')}; "
-           f"LR patch {data.get('patch_size')}, batch {data.get('batch_size')}, scale augmentation {data.get('scale_aug')}",
+           f"LR patch {data.get('patch_size')}, batch {data.get('batch_size')}, "
+           f"scale augmentation {data.get('scale_aug')}",
            f"- init: {cfg.get('init_from')}; optimiser: {json.dumps(optim)}",
            f"- iterations: {training['iterations']:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
            f"CPU-hours {training['cpu_hours']:.2f} ({args.threads} core(s)), not counting the encoder's own training",

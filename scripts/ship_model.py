@@ -128,7 +128,8 @@ def main() -> int:
             "name": args.name, "scale": s, "arch": model.arch, "args": model.arch_args,
             "params": sum(p.numel() for p in model.parameters()),
             "eval": table,
-            "eval_command": f"kakudai eval --model {args.name} --scale {s} ../shared/data/bench/Set5 ../shared/data/bench/Set14"
+            "eval_command": f"kakudai eval --model {args.name} --scale {s} "
+                            "../shared/data/bench/Set5 ../shared/data/bench/Set14"
                             + "".join(f" (and --degrade {spec})" for spec in args.degrade),
             "protocol": "Y (BT.601 16-235), border = scale, LR = MATLAB bicubic rounded to uint8",
             "time_1080p_s": round(secs, 3),
@@ -153,8 +154,10 @@ def main() -> int:
         md += ["", f"Measured with `{card['eval_command']}` ({card['protocol']}).", "",
                f"Speed: {secs:.3f} s for a 1080p output ({card['time_note']}).", "",
                "## Training", "",
-               f"- data: {data.get('train_dirs')} (the 291 images: T91 + BSD200), scale augmentation {data.get('scale_aug')}",
-               f"- scales trained jointly: {data.get('scales')}; LR patch {data.get('patch_size')}, batch {data.get('batch_size')}",
+               f"- data: {data.get('train_dirs')} (the 291 images: T91 + BSD200), "
+               f"scale augmentation {data.get('scale_aug')}",
+               f"- scales trained jointly: {data.get('scales')}; LR patch {data.get('patch_size')}, "
+               f"batch {data.get('batch_size')}",
                f"- iterations: {iterations:,} in {len(runs)} run(s); wall time {wall:.2f} h; "
                f"CPU-hours {summary['cpu_hours']:.2f} ({args.threads} cores)",
                f"- optimiser: {json.dumps(cfg.get('optim', {}))}",

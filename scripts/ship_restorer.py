@@ -100,7 +100,8 @@ def main() -> int:
     if not getattr(model, "level_map", False):
         raise SystemExit("expected a level-map restoration model (REDNet(level_map=True))")
     if gray and (kind not in GRAY_COMPANIONS or int(getattr(model, "channels", 3)) != 1):
-        raise SystemExit(f"--gray needs a 1-channel model of a kind with a gray companion ({', '.join(GRAY_COMPANIONS)})")
+        raise SystemExit("--gray needs a 1-channel model of a kind with a gray companion "
+                         f"({', '.join(GRAY_COMPANIONS)})")
     dest = weights_path(kind, gray=gray)
     if args.name:
         dest = dest.with_name(f"{args.name}.safetensors")
@@ -173,7 +174,8 @@ def main() -> int:
         lv = [s["level"] for s in e["scores"]]
         clip = " --clip" if e.get("clip") else ""
         what = ", noisy input clipped and rounded to 8 bits" if clip else ""
-        lines += [f"## {e['set']}{what} (PSNR dB, `kakudai eval --task {'denoise --sigma' if kind == 'noise' else 'jpeg --quality'} L{clip}`)",
+        task = "denoise --sigma" if kind == "noise" else "jpeg --quality"
+        lines += [f"## {e['set']}{what} (PSNR dB, `kakudai eval --task {task} L{clip}`)",
                   "", "| | " + " | ".join(map(str, lv)) + " |", "|---" * (len(lv) + 1) + "|",
                   "| input | " + " | ".join(f"{s['input']:.2f}" for s in e["scores"]) + " |",
                   f"| {card['name']} | " + " | ".join(f"{s['psnr']:.2f}" for s in e["scores"]) + " |"]

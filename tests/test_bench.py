@@ -136,6 +136,7 @@ def test_markdown_table_and_heap_setting():
     assert lines[0].startswith("| model | scale |") and len([ln for ln in lines if ln.startswith("| ")]) == 3
     assert "| bicubic | x2 | 20x12 -> 40x24 |" in md and "Peak per run" in md
     # glibc only, and process-wide: check it in a child process.
-    code = "from kakudai.bench import retain_freed_memory, machine_info; print(retain_freed_memory(), machine_info()['malloc'])"
+    code = ("from kakudai.bench import retain_freed_memory, machine_info; "
+            "print(retain_freed_memory(), machine_info()['malloc'])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.split() in (["True", "retain"], ["False", "default"])

@@ -45,7 +45,8 @@ def _absurd_headers() -> dict[str, bytes]:
                            + _chunk(b"IEND", b""))
     for i, (w, h) in enumerate([(65_500, 65_500), (65_535, 30_000)]):
         sof = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, h, w, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-        out[f"jpeg{i}.jpg"] = b"\xff\xd8" + sof + b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" + b"\0" * 50 + b"\xff\xd9"
+        sos = b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
+        out[f"jpeg{i}.jpg"] = b"\xff\xd8" + sof + sos + b"\0" * 50 + b"\xff\xd9"
     out["gif.gif"] = (b"GIF89a" + struct.pack("<HHBBB", 65_535, 65_535, 0, 0, 0)
                       + b"\x2c" + struct.pack("<HHHHB", 0, 0, 65_535, 65_535, 0) + b"\x08\x02\x4c\x01\x00\x3b")
     bmp_info = struct.pack("<IiiHHIIiiII", 40, 60_000, 60_000, 1, 24, 0, 0, 2835, 2835, 0, 0)

@@ -306,6 +306,7 @@ def test_ema_warmup_follows_the_recent_weights(tiny_data, tmp_path) -> None:
         cfg.optim.ema, cfg.optim.ema_warmup = 0.999, warmup
         t = Trainer(cfg)
         t.fit()
-        return max(float((a - b).abs().max()) for a, b in zip(t.ema.state_dict().values(), t.model.state_dict().values()))
+        return max(float((a - b).abs().max())
+                   for a, b in zip(t.ema.state_dict().values(), t.model.state_dict().values()))
     # After 8 steps, the ramped EMA sits near the trained weights; the plain one near the start.
     assert ema_gap(True) < 0.5 * ema_gap(False)

@@ -142,7 +142,8 @@ def test_bad_files(client):
     assert_still_serving(client)
     r = client.post("/api/upscale", data={"scale": "2"})  # no file at all
     assert_error(r, 400, "image")
-    r = client.post("/api/upscale", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data; boundary=x"})
+    r = client.post("/api/upscale", content=b"--x\r\ngarbage",
+                    headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 400 and "error" in r.json()
     assert_still_serving(client)
 

@@ -29,7 +29,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 TIMEOUT_MS = 60_000
-INFO_HAS = "(text) => document.getElementById('result-info').textContent.includes(text)"  # the machine may be busy with a training run
+# the machine may be busy with a training run
+INFO_HAS = "(text) => document.getElementById('result-info').textContent.includes(text)"
 
 if CHROMIUM is None:
     pytest.skip("Chromium not found (/usr/bin/chromium): apt-get install chromium to run the browser test",

@@ -128,7 +128,10 @@ class TrainPairs:
             for p in self.paths:
                 base = read_image_uint8(p, mode="RGB")
                 for a in scale_aug:
-                    hr = base if a == 1.0 else np.clip(np.round(imresize_np(base.astype(np.float64), scale=a)), 0, 255).astype(np.uint8)
+                    if a == 1.0:
+                        hr = base
+                    else:
+                        hr = np.clip(np.round(imresize_np(base.astype(np.float64), scale=a)), 0, 255).astype(np.uint8)
                     hr = mod_crop(hr, s)
                     if min(hr.shape[:2]) < s:
                         continue

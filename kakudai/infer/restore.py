@@ -238,8 +238,9 @@ class Denoiser:
     (:func:`kakudai.infer.auto.assess`) and cleaned by the noise model at the estimated
     sigma or the JPEG model at its quality, or left as it is when clean; ``models``
     then names the shipped restorer per kind (default: each kind's default). ``model``:
-    None for the shipped weights of that kind, a ``.safetensors`` path, or a module. Alpha is left as it is (it carries no
-    noise or JPEG artifacts of the colour planes). Samples keep their dtype.
+    None for the shipped weights of that kind, a ``.safetensors`` path, or a module. Alpha is
+    left as it is (it carries no noise or JPEG artifacts of the colour planes). Samples keep
+    their dtype.
     """
 
     def __init__(self, noise_level: "int | str | None" = None, sigma: float | None = None,

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ResBlock", "deepened", "icnr_", "gray_from_rgb", "Upsampler", "SubPixelConv", "ResizeConv", "TransposedConvUp", "UPSAMPLER_KINDS",
-           "checkerboard_energy"]
+__all__ = ["ResBlock", "deepened", "icnr_", "gray_from_rgb", "Upsampler", "SubPixelConv", "ResizeConv",
+           "TransposedConvUp", "UPSAMPLER_KINDS", "checkerboard_energy"]
 
 
 @torch.no_grad()
