@@ -29,8 +29,8 @@ import io
 import os
 import threading
 import time
-from contextlib import redirect_stderr
-from typing import Any, Callable
+from contextlib import ExitStack, contextmanager, redirect_stderr
+from typing import Any, Callable, Iterator
 
 __all__ = ["MISSING_EXTRA", "options_problem", "run_on_ray"]
 
@@ -188,7 +188,8 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
         bar.update(1)
 
     try:
-        with _sigterm_raises():
+        with ExitStack() as stack:
+            stack.enter_context(_sigterm_raises())
             # Jobs that need no model are settled here, with the local path's own messages.
             todo = []
             for job in jobs:
@@ -198,6 +199,10 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                     todo.append(job)
             if todo:
                 started = _connect(args.address)
+                # ray.init installs its own SIGTERM handler (exit without cleanup), and an exception
+                # raised by a handler inside Ray's calls comes out as SystemError: so from here SIGTERM
+                # is only noted, and the waiting loop raises Terminated.
+                term = stack.enter_context(_sigterm_noted())
                 cpus = int(ray.cluster_resources().get("CPU", 1))
                 n = min(args.workers or max(1, cpus // threads), len(todo))
                 bar.set_postfix_str(f"{n} workers x {threads} threads", refresh=False)
@@ -212,10 +217,14 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                         while idle and queue:
                             a, job = idle.pop(), queue.pop()
                             running[a.run.remote(job)] = (a, job)
-                        [ref], _ = ray.wait(list(running), num_returns=1)
-                        a, job = running.pop(ref)
+                        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+                        if term:
+                            raise Terminated(term[0])
+                        if not ready:
+                            continue
+                        a, job = running.pop(ready[0])
                         idle.append(a)
-                        status = _collect(ref, job, error, _say)
+                        status = _collect(ready[0], job, error, _say)
                         if status == "abort":  # the model cannot run anywhere: as a local weights error
                             queue.clear()
                             for r in running:
@@ -239,6 +248,19 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
     if interrupted is not None:
         return 128 + (interrupted.signum if isinstance(interrupted, Terminated) else signal.SIGINT)
     return 1 if failed + count["failed"] else 0
+
+
+@contextmanager
+def _sigterm_noted() -> Iterator[list[int]]:
+    """While inside: SIGTERM appends its number to the yielded list instead of ending the process."""
+    import signal
+
+    noted: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda signum, _frame: noted.append(signum))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
