@@ -118,7 +118,7 @@ class Unavailable(Exception):
 
 @functools.lru_cache(maxsize=None)
 def _kakudai_model(name: str, scale: float):
-    from kakudai.checkpoint import load_model
+    from kakudai.zoo import load_model
     return load_model(name, scale)
 
 

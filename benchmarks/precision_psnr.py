@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from kakudai.checkpoint import WeightsError, load_model, shipped_weights
+from kakudai.checkpoint import WeightsError
+from kakudai.zoo import load_model, shipped
 from kakudai.evaluation import evaluate_folder
 from kakudai.infer.export import with_backend
 
@@ -31,8 +32,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
 
-    shipped = shipped_weights()
-    models = args.model or sorted(shipped)
+    models = args.model or sorted(e.name for e in shipped("upscale"))
     rows = []
     print(f"{'model':<12} {'scale':>5} {'set':<7} {'fp32 PSNR':>10} {'bf16 PSNR':>10} {'delta dB':>9} "
           f"{'fp32 SSIM':>9} {'bf16 SSIM':>9}")

@@ -63,7 +63,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from kakudai.checkpoint import load_model
+    from kakudai.zoo import load_model
     from kakudai.infer.upscale import super_resolve
     from kakudai.infer.video import upscale_video
 

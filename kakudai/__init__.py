@@ -5,7 +5,7 @@ Public API::
     kakudai.upscale(image, scale=2, model="default")   # PIL / numpy / path
     kakudai.denoise(image, noise_level=1)              # or sigma=25, jpeg=True
     kakudai.assess(image)                               # JPEG quality and noise it shows
-    kakudai.load_model("ksr", scale=3)                  # shipped name or .safetensors
+    kakudai.load_model("ksr", scale=3)                  # shipped name (kakudai.zoo) or .safetensors
     kakudai.list_models()                               # registered architectures
     kakudai.imresize(array, scale=1/3)                  # MATLAB-compatible bicubic
     kakudai.psnr(sr, hr, border=3), kakudai.ssim(...)   # published-table protocol
@@ -23,13 +23,14 @@ __all__ = ["upscale", "denoise", "assess", "load_model", "save_model", "list_mod
 
 # Where each public name lives. They are imported on first use, so that the command line
 # answers --help and --version without loading torch (a second or more).
-_PUBLIC = {"upscale": "api", "denoise": "api", "assess": "api", "load_model": "checkpoint",
+_PUBLIC = {"upscale": "api", "denoise": "api", "assess": "api", "load_model": "zoo",
            "save_model": "checkpoint", "psnr": "ops.metrics", "ssim": "ops.metrics", "imresize": "ops.resize",
            "create_model": "registry", "list_models": "registry"}
 
 if TYPE_CHECKING:
     from .api import assess, denoise, upscale
-    from .checkpoint import load_model, save_model
+    from .checkpoint import save_model
+    from .zoo import load_model
     from .ops.metrics import psnr, ssim
     from .ops.resize import imresize
     from .registry import create_model, list_models

@@ -15,19 +15,18 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import ARBITRARY, load_model, resolve_model_name, shipped_weights
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
+from .zoo import is_file, load_model, resolve
 
 __all__ = ["upscale", "denoise", "assess", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
 
@@ -73,12 +72,18 @@ def model_scales(model: nn.Module | str | os.PathLike) -> list[float] | None:
             return None
         return [float(model.scale)]  # type: ignore[arg-type]
     name = str(model)
-    if Path(name).suffix == ".safetensors" or Path(name).exists():
+    if is_file(name):
         return model_scales(load_model(name))
-    real = resolve_model_name(name, 2)
-    if real == "bicubic":
+    if name.endswith("+shrink"):  # integer model, then bicubic: any scale
         return None
-    return sorted(shipped_weights().get(real, [])) or None
+    served = resolve(name, 2, task="upscale").entry
+    return (served.present_scales() or None) if served is not None else None
+
+
+def _served_by_any_scale_model(name: str, scale: float) -> bool:
+    """Whether shipped name or alias ``name`` renders ``scale`` with an arbitrary-scale model."""
+    served = resolve(name, scale, task="upscale").entry
+    return served is not None and served.any_scale
 
 
 def _pick_scale(target: float, available: Sequence[float] | None) -> float:
@@ -105,7 +110,7 @@ class Upscaler:
     ``denoise``: ``"auto"`` reads each image's degradation (:func:`kakudai.infer.auto.assess`:
     JPEG quality from the file or its pixels, noise level) and cleans degraded images
     before upscaling, with the restorers and level it chooses
-    (:data:`kakudai.infer.auto.AUTO_RESTORERS`); clean images are upscaled as they are.
+    (:data:`kakudai.zoo.AUTO_RESTORERS`); clean images are upscaled as they are.
     The last reading is :attr:`last_assessment`, the cleaning :attr:`last_cleanup`.
     0-3 (waifu2x's JPEG-noise levels) cleans every image with the JPEG restorer at that
     level (:class:`kakudai.infer.restore.Denoiser`); None = neither.
@@ -156,7 +161,7 @@ class Upscaler:
                 if scales is not None and len(scales) > 1 and hasattr(m, "for_scale"):
                     m = m.for_scale(int(scale))
             else:
-                m = load_model(self.model, scale)
+                m = load_model(self.model, scale, task="upscale")
             m = m.eval()
             if self.device is not None:
                 m = m.to(self.device)
@@ -172,9 +177,9 @@ class Upscaler:
         oh, ow = target_size(h, w, scale, width, height)
         target = max(oh / h, ow / w) if scale is None else float(scale)
         native = self.native_scales()
-        if (native is not None and isinstance(self.model, str)
+        if (native is not None and isinstance(self.model, str) and not is_file(self.model)
                 and not any(abs(target - s) < 1e-9 for s in native)
-                and resolve_model_name(self.model, target) in ARBITRARY.values()):
+                and _served_by_any_scale_model(self.model, target)):
             native = None  # no fixed-scale model has this scale: the arbitrary-scale one renders it
         if native is None and scale is None and output_size((h, w), scale=target)[0] != (oh, ow):
             return (oh / h, ow / w), (oh, ow)  # per-axis scales: exactly the target size
@@ -240,8 +245,9 @@ class Upscaler:
     def clean(self, img: ImageData) -> ImageData:
         """Automatic denoising of one image: assess it, and clean it (noise first, else JPEG
         artifacts at the file's own quality) with the restorers of
-        :data:`kakudai.infer.auto.AUTO_RESTORERS`; a clean image comes back as it is."""
-        from .infer.auto import AUTO_RESTORERS, assess
+        :data:`kakudai.zoo.AUTO_RESTORERS`; a clean image comes back as it is."""
+        from .infer.auto import assess
+        from .zoo import AUTO_RESTORERS
         from .infer.restore import Denoiser
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
         self.last_cleanup = None

@@ -166,26 +166,26 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
     Shipped weights or a ``.safetensors`` path when there are some; otherwise the
     architecture with random weights, which runs at the same speed.
     """
-    from .api import model_scales
-    from .checkpoint import ALIASES, WeightsError, for_inference, load_model, shipped_path
+    from .checkpoint import for_inference
     from .registry import create_model
+    from .zoo import ALIASES, ZOO, is_file, load_model, resolve
 
-    p = Path(name)
-    if p.suffix == ".safetensors" or p.exists():
-        return load_model(p, scale), str(p)
-    real = ALIASES.get(name, name)
-    if real == "bicubic":
-        return for_inference(create_model("bicubic", scale=scale)), "none"
-    if real.endswith("+shrink"):  # the integer-then-shrink baseline that arbitrary-scale models must beat
-        return load_model(real, scale), "shipped, then MATLAB bicubic shrink"
-    if not float(scale).is_integer() and model_scales(real) is not None:  # fixed scales only
-        raise ValueError(f"{name} runs at integer scales only; bench '{name}+shrink' "
-                         f"(integer model, then bicubic shrink) or 'implicit' at x{scale:g}")
-    if shipped_path(real, scale) is not None:
-        try:
-            return load_model(real, scale), "shipped"
-        except WeightsError:
-            pass
+    if is_file(name):
+        return load_model(name, scale), str(name)
+    if name.endswith("+shrink"):  # the integer-then-shrink baseline that arbitrary-scale models must beat
+        return load_model(name, scale, task="upscale"), "shipped, then MATLAB bicubic shrink"
+    real = name  # an architecture with no shipped weights under its name: random weights
+    if name in ALIASES or name in ZOO or name == "bicubic":
+        served = resolve(name, scale, task="upscale")
+        if served.name == "bicubic":
+            return for_inference(create_model("bicubic", scale=scale)), "none"
+        if served.path is not None:
+            return load_model(served.name, scale), "shipped"
+        e = served.entry
+        if e is not None and e.scales and not float(scale).is_integer():  # fixed scales only
+            raise ValueError(f"{name} runs at integer scales only; bench '{name}+shrink' "
+                             f"(integer model, then bicubic shrink) or 'implicit' at x{scale:g}")
+        real = e.arch if e is not None else served.name
     torch.manual_seed(0)
     try:
         model = create_model(real, scale=int(scale) if float(scale).is_integer() else scale)
@@ -320,18 +320,20 @@ def machine_info() -> dict[str, Any]:
 
 def _check_names(models: list[str] | tuple[str, ...]) -> None:
     """Fail before the (slow) peak measurement on a name that is neither a model nor a file."""
-    from .checkpoint import ALIASES
     from .registry import list_models
+    from .zoo import ALIASES, ZOO, is_file, resolve
 
     known = list_models()
     for name in models:
-        p = Path(name)
-        if p.suffix == ".safetensors" or p.exists():
-            if not p.exists():
+        if is_file(name):
+            if not Path(name).exists():
                 raise ValueError(f"{name}: no such weights file")
             continue
-        if ALIASES.get(name, name).removesuffix("+shrink") not in known:
-            raise ValueError(f"unknown model {name!r}; known: {', '.join(known)}")
+        base = name.removesuffix("+shrink")
+        if base not in ALIASES and base not in ZOO and base not in known:
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted({*ALIASES, *ZOO, *known}))}")
+        if base in ZOO:
+            resolve(base, None, task="upscale")  # a restorer is refused here (TaskMismatch)
 
 
 def run_bench(models: list[str] | tuple[str, ...] = DEFAULT_MODELS, scale: float = 3,

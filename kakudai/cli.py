@@ -69,7 +69,8 @@ def _cmd_eval_restore(args: argparse.Namespace) -> int:
 
     from .checkpoint import WeightsError
     from .evaluation import evaluate_denoise, evaluate_jpeg
-    from .infer.restore import RESTORERS, load_restorer
+    from .infer.restore import load_restorer
+    from .zoo import DEFAULT_RESTORERS
 
     kind = "noise" if args.task == "denoise" else "jpeg"
     if args.task == "denoise" and (args.sigma is None or args.sigma < 0):
@@ -85,7 +86,7 @@ def _cmd_eval_restore(args: argparse.Namespace) -> int:
         except WeightsError as e:
             print(f"kakudai: error: {e}", file=sys.stderr)
             return 1
-    shown = "none" if model is None else (RESTORERS[kind] if args.model == "default" else args.model)
+    shown = "none" if model is None else (DEFAULT_RESTORERS[kind] if args.model == "default" else args.model)
     what = f"sigma {args.sigma:g}" if kind == "noise" else f"quality {args.quality}"
     told = "" if args.assume_level is None or model is None else f", model told {args.assume_level:g}"
     scored = "RGB/gray, seed %d" % args.seed if kind == "noise" else "Y/gray"
@@ -112,22 +113,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "task", "sr") != "sr":
         return _cmd_eval_restore(args)
 
-    from .checkpoint import WeightsError, load_model, resolve_model_name
+    from .checkpoint import WeightsError
     from .evaluation import evaluate_folder
+    from .zoo import ALIASES, load_model, resolve
 
     name = args.model
-    try:
-        if args.degrade:
-            from .data.pipeline import parse_spec
+    if args.degrade:
+        from .data.pipeline import parse_spec
+        try:
             parse_spec(args.degrade)
-        model = load_model(name, args.scale)
+        except ValueError as e:
+            error("--degrade", str(e))
+            return 1
+    try:
+        model = load_model(name, args.scale, task="upscale")
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
-        error("--degrade", str(e))
+    except ValueError as e:  # a scale the model cannot serve
+        error(name, str(e))
         return 1
-    shown = resolve_model_name(name, args.scale) if name in ("default", "fast") else name
+    shown = resolve(name, args.scale).name if name in ALIASES else name
     if args.denoise == "auto":
         # The pipeline as `kakudai upscale` runs it: each image is assessed, and cleaned
         # first when degraded (clean images go through untouched).
@@ -248,9 +254,10 @@ def _parse_hw(text: str) -> tuple[int, int]:
 def _cmd_models(args: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import WeightsError, load_weights_file, shipped_path, shipped_weights
+    from .checkpoint import WeightsError, load_weights_file
     from .registry import create_model, list_models
-    from .summary import arbitrary_scale_files, format_layer_table, format_overview, models_overview
+    from .summary import format_layer_table, format_overview, models_overview
+    from .zoo import ZOO, load_model
 
     if args.name is None:
         records = models_overview()
@@ -264,25 +271,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     except ValueError:
         error(args.input, "expected --input HxW, e.g. 64x64")
         return 1
+    s = args.scale
+    shipped = ZOO.get(args.name)
     try:
         if args.name.endswith(".safetensors"):
             model = load_weights_file(args.name)
-        elif args.name in arbitrary_scale_files(shipped_weights()):  # as shipped (implicit-fast)
-            model = load_weights_file(shipped_path(args.name))
+        elif shipped is not None and shipped.present():  # as shipped, at the scale asked or its first
+            at = s if s is not None or not shipped.scales else shipped.present_scales()[0]
+            model = load_model(args.name, at)
         elif args.name not in list_models():
             error(args.name, f"unknown model; known: {', '.join(list_models())}")
             return 1
         else:
-            s = args.scale
             model = create_model(args.name, **({} if s is None else {"scale": int(s) if s.is_integer() else s}))
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1
     except (TypeError, ValueError) as e:
-        error(args.name, f"cannot build it at x{args.scale:g} ({e})")
+        error(args.name, f"cannot build it at x{s:g} ({e})" if s is not None else str(e))
         return 1
     scales = getattr(model, "scales", None) or (getattr(model, "scale", 1),)
-    scale = args.scale if args.scale is not None else scales[0]
+    scale = s if s is not None else scales[0]
     print(format_layer_table(model, float(scale), hw, title=f"{args.name} x{float(scale):g}"))
     return 0
 
@@ -372,9 +381,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .checkpoint import WeightsError, load_model
+    from .checkpoint import WeightsError
     from .data.io import ImageReadError, read_image_uint8
     from .render import render_sheet
+    from .zoo import load_model
 
     try:
         sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
@@ -382,7 +392,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         error(args.sizes, "--sizes must be comma-separated pixel counts, e.g. 32,64,128")
         return 1
     try:
-        model = load_model(args.model, 2)
+        model = load_model(args.model, 2, task="upscale")
     except WeightsError as e:
         print(f"kakudai: error: {e}", file=sys.stderr)
         return 1

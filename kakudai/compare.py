@@ -80,11 +80,11 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
     panel's label says how). Raises ImageReadError / WeightsError / ValueError.
     """
     from .api import Upscaler
-    from .checkpoint import resolve_model_name
     from .data.datasets import degrade_bicubic, mod_crop
     from .data.io import ImageData, read_image
     from .evaluation import degraded_lr
     from .ops.metrics import psnr
+    from .zoo import is_file, resolve
 
     data = read_image(path)
     px = data.pixels
@@ -105,7 +105,7 @@ def compare_panels(path: str | os.PathLike, models: list[tuple[str, str]], scale
         panels.append(Panel("input (nearest)", near))
     seen: set[str] = set()
     for label, spec in models:
-        real = resolve_model_name(spec, scale) if not spec.endswith(".safetensors") else spec
+        real = spec if is_file(spec) or spec.endswith("+shrink") else resolve(spec, scale, task="upscale").name
         if real in seen:  # e.g. "default" before any weights ship is bicubic again
             print(f"kakudai: note: {label} is {real} at x{scale:g}; not shown twice", file=sys.stderr)
             continue
@@ -193,8 +193,9 @@ def run_compare(args: argparse.Namespace) -> int:
         crop = parse_crop(args.crop, h, w)
     except ImageReadError as e:
         return fail(e.path, e.reason)
-    except WeightsError as e:
-        return fail(args.models, str(e))
+    except WeightsError as e:  # names its model or file itself
+        print(f"kakudai: error: {e}", file=sys.stderr)
+        return 1
     except ValueError as e:
         return fail(args.image, str(e))
     what = "input" if args.lr else "original"

@@ -16,12 +16,13 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
-from .checkpoint import ALIASES, read_metadata, shipped_path, shipped_weights
+from .checkpoint import read_metadata
 from .infer.upscale import model_forward
 from .registry import create_model, list_models
+from .zoo import ALIASES, Shipped, shipped
 
 __all__ = ["LayerRow", "count_params", "layer_macs", "trace_layers", "macs_per_output_pixel",
-           "build_for_scale", "arbitrary_scale_files", "models_overview", "format_overview", "format_layer_table",
+           "build_for_scale", "models_overview", "format_overview", "format_layer_table",
            "human"]
 
 _COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -97,6 +98,12 @@ def trace_layers(model: nn.Module, x: torch.Tensor, scale: float) -> tuple[list[
     return rows, out
 
 
+def network_channels(model: nn.Module) -> int:
+    """Input planes of the bare network: the image channels, plus the constant level
+    plane of a restorer that takes its strength as an input map."""
+    return int(getattr(model, "channels", 3)) + (1 if getattr(model, "level_map", False) else 0)
+
+
 def macs_per_output_pixel(model: nn.Module, scale: float, lr_size: tuple[int, int] = (24, 24)) -> float:
     """Multiply-adds per output (high-resolution) pixel of one forward pass.
 
@@ -105,8 +112,7 @@ def macs_per_output_pixel(model: nn.Module, scale: float, lr_size: tuple[int, in
     same-padded convolutions of these models the figure does not depend on
     the size.
     """
-    c = int(getattr(model, "channels", 3))
-    x = torch.rand(1, c, *lr_size)
+    x = torch.rand(1, network_channels(model), *lr_size)
     rows, out = trace_layers(model, x, scale)
     return sum(r.macs for r in rows) / (out.shape[-2] * out.shape[-1])
 
@@ -125,48 +131,62 @@ def build_for_scale(name: str, scale: int, **args: Any) -> nn.Module | None:
     return model
 
 
-def arbitrary_scale_files(shipped: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    """Shipped scale-free files of models that take a scale (implicit, implicit-fast;
-    not the restorers), by name -> their weights metadata."""
-    out = {}
-    for name, scales in shipped.items():
-        path = shipped_path(name)
-        if scales or path is None:
-            continue
-        meta = read_metadata(path)
-        if getattr(create_model(meta["arch"], **meta["args"]), "takes_scale", False):
-            out[name] = meta
-    return out
+def _describe(rec: dict[str, Any], model: nn.Module, scale: int) -> None:
+    rec["params"][scale] = count_params(model)
+    rec["macs_per_px"][scale] = macs_per_output_pixel(model, scale)
+    rec["channels"] = int(getattr(model, "channels", 3))
+    rec["pre_upsampled"] = bool(getattr(model, "pre_upsampled", False))
+
+
+def _shipped_record(e: Shipped, scales: Iterable[int]) -> dict[str, Any]:
+    """A shipped model, described by the architecture arguments in its own files."""
+    rec: dict[str, Any] = {"name": e.name, "task": e.task, "arch": e.arch, "params": {}, "macs_per_px": {},
+                           "weights": e.present_scales(), "gray": e.gray,
+                           "aliases": sorted(a.name for a in ALIASES.values() if a.target == e.name)}
+    if e.task != "upscale":  # same size out: one figure, at x1
+        meta = read_metadata(e.path())
+        _describe(rec, create_model(meta["arch"], **meta["args"]), 1)
+        return rec
+    for s in scales:
+        torch.manual_seed(0)
+        if e.scales:
+            model = None
+            if s in e.scales and e.path(s).exists():
+                meta = read_metadata(e.path(s))
+                model = create_model(meta["arch"], **meta["args"])
+        else:
+            meta = read_metadata(e.path())
+            model = build_for_scale(meta["arch"], s, **meta["args"])
+        if model is None:
+            rec["params"][s] = rec["macs_per_px"][s] = None
+        else:
+            _describe(rec, model, s)
+    return rec
 
 
 def models_overview(scales: Iterable[int] = (2, 3, 4)) -> list[dict[str, Any]]:
-    """One record per registered model, then per shipped arbitrary-scale file under a
-    name of its own (``implicit-fast``): parameters and MACs per output pixel at each
-    scale (None where the model cannot serve it), input kind, channels, and the
-    scales of shipped weights. A shipped scale-free file is described by its own
-    architecture arguments (the shipped ``implicit`` is deeper than the defaults)."""
-    shipped = shipped_weights()
-    registered = list_models()
-    files = arbitrary_scale_files(shipped)
-    out = []
-    for name in registered + [n for n in files if n not in registered]:
-        rec: dict[str, Any] = {"name": name, "params": {}, "macs_per_px": {}}
-        meta = files.get(name)
+    """One record per shipped model (:mod:`kakudai.zoo`), then per registered
+    architecture that ships under no name of its own: task (None for a bare
+    architecture), parameters and MACs per output pixel at each scale (None where
+    it cannot serve it; a restorer's at x1 only), input kind, channels, and the
+    scales of its shipped files (``[]``: one scale-free file; None: no weights).
+    A shipped model is described by the arguments in its files (the shipped
+    ``unet-noise`` is deeper than the architecture's defaults)."""
+    scales = list(scales)
+    out = [_shipped_record(e, scales) for e in shipped()]
+    names = {r["name"] for r in out}
+    for name in list_models():
+        if name in names:
+            continue
+        rec: dict[str, Any] = {"name": name, "task": None, "arch": name, "params": {}, "macs_per_px": {},
+                               "weights": None, "gray": None, "aliases": []}
         for s in scales:
             torch.manual_seed(0)
-            model = build_for_scale(meta["arch"], s, **meta["args"]) if meta else build_for_scale(name, s)
+            model = build_for_scale(name, s)
             if model is None:
                 rec["params"][s] = rec["macs_per_px"][s] = None
-                continue
-            rec["params"][s] = count_params(model)
-            rec["macs_per_px"][s] = macs_per_output_pixel(model, s)
-            rec["channels"] = int(getattr(model, "channels", 3))
-            rec["pre_upsampled"] = bool(getattr(model, "pre_upsampled", False))
-        if name in shipped:
-            rec["weights"] = shipped[name]
-        else:
-            rec["weights"] = None
-        rec["aliases"] = sorted(a for a, real in ALIASES.items() if real == name)
+            else:
+                _describe(rec, model, s)
         out.append(rec)
     return out
 
@@ -197,21 +217,29 @@ def format_overview(records: list[dict[str, Any]], scales: Iterable[int] = (2, 3
     """The ``kakudai models`` table."""
     scales = list(scales)
     tag = "/".join(f"x{s}" for s in scales)
-    header = ["model", "input", "ch", f"params {tag}", f"MACs per output pixel {tag}", "shipped weights"]
+    header = ["model", "task", "input", "ch", f"params {tag}", f"MACs per output pixel {tag}", "shipped weights"]
     rows = []
     for r in records:
-        params = [r["params"][s] for s in scales]
-        ptxt = human(params[0]) if len(set(params)) == 1 else " / ".join(human(p) for p in params)
-        mtxt = " / ".join(human(r["macs_per_px"][s]) for s in scales)
-        w = r["weights"]
-        wtxt = "-" if w is None else ("any scale" if not w else " ".join(f"x{s:g}" for s in w))
+        if r["task"] not in (None, "upscale"):  # a restorer: same size, one figure
+            ptxt, mtxt, wtxt = human(r["params"][1]), f"{human(r['macs_per_px'][1])} (same size)", "one file"
+        else:
+            params = [r["params"][s] for s in scales]
+            ptxt = human(params[0]) if len(set(params)) == 1 else " / ".join(human(p) for p in params)
+            mtxt = " / ".join(human(r["macs_per_px"][s]) for s in scales)
+            w = r["weights"]
+            wtxt = "-" if w is None else ("any scale" if not w else " ".join(f"x{s:g}" for s in w))
+        if r.get("gray"):
+            wtxt += f", gray: {r['gray']}"
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         inp = "-" if "pre_upsampled" not in r else ("HR bicubic" if r["pre_upsampled"] else "LR")
-        rows.append([name, inp, str(r.get("channels", "-")), ptxt, mtxt, wtxt])
+        if r["task"] not in (None, "upscale"):
+            inp = "image+level"
+        task = r["task"] or "architecture"
+        rows.append([name, task, inp, str(r.get("channels", "-")), ptxt, mtxt, wtxt])
     note = ("MACs: multiply-adds of the network's Conv2d/ConvTranspose2d/Linear layers per output "
             "pixel,\ncounted on a real forward pass (bicubic pre-upsampling and chroma not counted). "
-            "ch 1 = Y-only.")
-    return _table(header, rows, right={2}) + "\n\n" + note
+            "ch 1 = Y-only;\ntask \"architecture\": code with no weights shipped under that name (train your own).")
+    return _table(header, rows, right={3}) + "\n\n" + note
 
 
 def format_layer_table(model: nn.Module, scale: float, input_hw: tuple[int, int],
@@ -219,7 +247,7 @@ def format_layer_table(model: nn.Module, scale: float, input_hw: tuple[int, int]
     """A Keras-style summary of one forward pass on an (1, C, H, W) input of size
     ``input_hw`` (the low-resolution image): layer, type, output shape,
     parameters, running total, and multiply-adds."""
-    c = int(getattr(model, "channels", 3))
+    c = network_channels(model)
     x = torch.rand(1, c, *input_hw)
     rows, out = trace_layers(model, x, scale)
     total = 0

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from kakudai.bench import bench_model, count_macs, measure_peak, peak_rss_bytes, reset_peak_rss
-from kakudai.checkpoint import load_model, save_model
+from kakudai.checkpoint import save_model
+from kakudai.zoo import load_model
 from kakudai.ops.resize import imresize_np, imresize_torch, phase_filters
 from kakudai.registry import create_model
 

@@ -14,13 +14,13 @@ from PIL import Image
 
 import kakudai
 import kakudai.checkpoint as ckpt
+import kakudai.zoo as zoo
 from kakudai.cli import main
 from kakudai.data.degrade import (add_gaussian_noise, degrade_batch, double_jpeg, jpeg_level,
                                   jpeg_roundtrip, noise_level, restore_kind, to_gray)
 from kakudai.evaluation import evaluate_denoise, evaluate_jpeg
-from kakudai.infer.restore import (BLIND_QUALITY, GRAY_COMPANIONS, NOISE_LEVEL_QUALITY, RESTORERS,
-                                   Denoiser, denoise_settings, load_restorer, restore, restore_array,
-                                   weights_path)
+from kakudai.infer.restore import (BLIND_QUALITY, NOISE_LEVEL_QUALITY, Denoiser, denoise_settings,
+                                   load_restorer, restore, restore_array)
 from kakudai.train.config import DataConfig, load_config
 
 
@@ -329,7 +329,7 @@ def test_eval_with_a_model_and_assumed_level(tiny_bench: Path) -> None:
 def no_weights(tmp_path: Path, monkeypatch) -> Path:
     empty = tmp_path / "weights"
     empty.mkdir()
-    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", empty)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", empty)
     return empty
 
 
@@ -342,12 +342,12 @@ def one_jpeg(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("argv,missing", [
-    (["denoise", "{img}", "-o", "{out}", "--noise-level", "1"], RESTORERS["jpeg"]),
-    (["denoise", "{img}", "-o", "{out}", "--sigma", "25"], RESTORERS["noise"]),
-    (["denoise", "{img}", "-o", "{out}", "--jpeg"], RESTORERS["jpeg"]),
-    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], RESTORERS["jpeg"]),
-    (["eval", "--task", "denoise", "--sigma", "25", "{dir}"], RESTORERS["noise"]),
-    (["eval", "--task", "jpeg", "--quality", "10", "{dir}"], RESTORERS["jpeg"]),
+    (["denoise", "{img}", "-o", "{out}", "--noise-level", "1"], zoo.DEFAULT_RESTORERS["jpeg"]),
+    (["denoise", "{img}", "-o", "{out}", "--sigma", "25"], zoo.DEFAULT_RESTORERS["noise"]),
+    (["denoise", "{img}", "-o", "{out}", "--jpeg"], zoo.DEFAULT_RESTORERS["jpeg"]),
+    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], zoo.DEFAULT_RESTORERS["jpeg"]),
+    (["eval", "--task", "denoise", "--sigma", "25", "{dir}"], zoo.DEFAULT_RESTORERS["noise"]),
+    (["eval", "--task", "jpeg", "--quality", "10", "{dir}"], zoo.DEFAULT_RESTORERS["jpeg"]),
 ])
 def test_cli_missing_weights_is_one_clean_line(argv, missing, no_weights, one_jpeg, tmp_path,
                                                capsys) -> None:
@@ -381,8 +381,8 @@ def test_cli_denoise_writes_png_for_jpeg_and_keeps_modes(one_jpeg, tmp_path, cap
 
 def test_upscale_with_denoise_goes_through_the_api(no_weights: Path) -> None:
     m = _tiny_rednet(level_map=True)
-    ckpt.save_model(m, no_weights / f"{RESTORERS['jpeg']}.safetensors")
-    assert weights_path("jpeg").exists()
+    ckpt.save_model(m, no_weights / f"{zoo.DEFAULT_RESTORERS['jpeg']}.safetensors")
+    assert zoo.ZOO["unet-jpeg"].path().exists()
     img = _texture(np.random.default_rng(2), 20, 24)
     plain = kakudai.upscale(img, 2, model="bicubic")
     cleaned = kakudai.upscale(img, 2, model="bicubic", denoise=1)
@@ -396,7 +396,7 @@ def test_upscale_with_denoise_goes_through_the_api(no_weights: Path) -> None:
 
 def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights: Path) -> None:
     rgb, gray = _tiny_rednet(level_map=True), _tiny_rednet(channels=1, level_map=True)
-    ckpt.save_model(rgb, weights_path("noise"))
+    ckpt.save_model(rgb, zoo.ZOO["unet-noise"].path())
     def close(a: torch.Tensor, b: torch.Tensor) -> bool:  # loading may re-lay the weights out
         return torch.allclose(a, b, atol=1e-6)
 
@@ -404,8 +404,8 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
     alone = load_restorer("noise")
     assert getattr(alone, "gray_companion", None) is None  # not shipped: the RGB model does gray too
     assert close(restore(alone, x1, 0.1), restore(rgb, x1, 0.1))
-    ckpt.save_model(gray, weights_path("noise", gray=True))
-    assert weights_path("noise", gray=True).name == f"{GRAY_COMPANIONS['noise']}.safetensors"
+    ckpt.save_model(gray, zoo.ZOO["unet-noise-gray"].path())
+    assert zoo.ZOO["unet-noise"].gray == "unet-noise-gray"
     pair = load_restorer("noise")
     assert close(restore(pair, x1, 0.1), restore(gray, x1, 0.1))
     assert close(restore(pair, x3, 0.1), restore(rgb, x3, 0.1))
@@ -413,10 +413,10 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
     u8 = _texture(np.random.default_rng(3), 12, 14)[:, :, 0]
     by_gray = restore_array(u8, gray, noise_level(10)).astype(int)
     assert np.abs(kakudai.denoise(u8, sigma=10).astype(int) - by_gray).max() <= 1
-    # A shipped file by name, or an explicit path, is that model alone.
-    ckpt.save_model(gray, no_weights / "other-noise.safetensors")
-    assert close(restore(load_restorer("noise", "other-noise"), x1, 0.1), restore(gray, x1, 0.1))
-    assert getattr(load_restorer("noise", str(weights_path("noise"))), "gray_companion", None) is None
+    # Another shipped restorer by name, or an explicit path, is that model alone.
+    ckpt.save_model(gray, zoo.ZOO["rednet-noise"].path())
+    assert close(restore(load_restorer("noise", "rednet-noise"), x1, 0.1), restore(gray, x1, 0.1))
+    assert getattr(load_restorer("noise", str(zoo.ZOO["unet-noise"].path())), "gray_companion", None) is None
 
 
 # ------------------------------------------------------------------ training
@@ -457,10 +457,10 @@ def test_restore_training_reduces_the_loss(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ shipped models (when present)
-@pytest.mark.parametrize("kind", sorted(RESTORERS))
+@pytest.mark.parametrize("kind", sorted(zoo.DEFAULT_RESTORERS))
 def test_shipped_restorer_blind_across_levels(kind: str) -> None:
-    if not weights_path(kind).exists():
-        pytest.skip(f"{weights_path(kind).name} not shipped yet")
+    if not zoo.ZOO[zoo.DEFAULT_RESTORERS[kind]].path().exists():
+        pytest.skip(f"{zoo.ZOO[zoo.DEFAULT_RESTORERS[kind]].path().name} not shipped yet")
     img = _texture(np.random.default_rng(5), 96, 96).astype(np.float32) / 255
     model = Denoiser(**({"sigma": 0} if kind == "noise" else {"jpeg": 95})).model
     if kind == "noise":

@@ -18,8 +18,9 @@ import torch.nn as nn
 from PIL import Image
 
 import kakudai
-import kakudai.checkpoint as ckpt
-from kakudai.checkpoint import load_model, load_weights_file, save_model
+import kakudai.zoo as zoo
+from kakudai.checkpoint import load_weights_file, save_model
+from kakudai.zoo import load_model
 from kakudai.cli import main
 from kakudai.data.datasets import TrainPairs, benchmark_set
 from kakudai.infer.upscale import super_resolve
@@ -372,7 +373,7 @@ def shipped(tmp_path, monkeypatch) -> Path:
     for s in (2, 3, 4):
         save_model(kakudai.create_model("ksr", scale=s, width=8, blocks=1), d / f"ksr_x{s}.safetensors")
     save_model(tiny(), d / "implicit.safetensors")
-    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", d)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", d)
     return d
 
 
@@ -394,11 +395,11 @@ def test_fast_alias_renders_other_scales_with_implicit_fast(shipped) -> None:
     from kakudai.api import Upscaler
     for s in (2, 3, 4):
         save_model(kakudai.create_model("ksr-fast", scale=s, width=8, blocks=1), shipped / f"ksr-fast_x{s}.safetensors")
-    assert ckpt.resolve_model_name("fast", 2.5) == "implicit"
+    assert zoo.resolve("fast", 2.5).name == "implicit"
     save_model(tiny(seed=1), shipped / "implicit-fast.safetensors")
-    assert ckpt.resolve_model_name("fast", 2.5) == "implicit-fast"
-    assert ckpt.resolve_model_name("default", 2.5) == "implicit"
-    assert ckpt.resolve_model_name("fast", 3) == "ksr-fast"
+    assert zoo.resolve("fast", 2.5).name == "implicit-fast"
+    assert zoo.resolve("default", 2.5).name == "implicit"
+    assert zoo.resolve("fast", 3).name == "ksr-fast"
     up = Upscaler("fast", tile=None)
     native, size = up.plan(20, 30, 2.5)
     assert native == 2.5 and size == (50, 75)
@@ -430,7 +431,7 @@ def test_forced_implicit_matches_whole_image_inference(shipped, tmp_path) -> Non
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
 
-SHIPPED_CARDS = [p for p in sorted(ckpt.WEIGHTS_DIR.glob("*.json"))
+SHIPPED_CARDS = [p for p in sorted(zoo.WEIGHTS_DIR.glob("*.json"))
                  if json.loads(p.read_text()).get("scale") == "any"]
 
 

@@ -9,11 +9,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import kakudai
-from kakudai.checkpoint import WEIGHTS_DIR, load_model, read_metadata, save_model, shipped_weights
+from kakudai import zoo
+from kakudai.checkpoint import read_metadata, save_model
+from kakudai.zoo import WEIGHTS_DIR, load_model
 from kakudai.infer.upscale import model_forward
 from kakudai.models.blocks import (UPSAMPLER_KINDS, SubPixelConv, TransposedConvUp, Upsampler,
                                    checkerboard_energy, icnr_)
-from kakudai.summary import count_params, format_layer_table, macs_per_output_pixel, models_overview
+from kakudai.summary import count_params, format_layer_table, format_overview, macs_per_output_pixel, models_overview
 
 SCALES = (2, 3, 4)
 # Models whose constructor needs more than ``scale=`` for a test build go here.
@@ -207,15 +209,20 @@ def test_macs_per_pixel_known_architectures() -> None:
 
 def test_models_overview_covers_every_model() -> None:
     records = {r["name"]: r for r in models_overview()}
-    # Every architecture, plus each shipped arbitrary-scale file under its own name.
-    any_scale = {n for n, w in shipped_weights().items() if not w and getattr(load_model(n, 2), "takes_scale", False)}
-    assert set(records) == set(kakudai.list_models()) | any_scale
-    for name in any_scale:  # described as shipped, not with the architecture's defaults
-        assert records[name]["params"][2] == count_params(load_model(name, 2)), name
+    # Every shipped model (restorers too, with their task), then every architecture.
+    assert set(records) == {e.name for e in zoo.shipped()} | set(kakudai.list_models())
+    for e in zoo.shipped():  # described as shipped, not with the architecture's defaults
+        rec = records[e.name]
+        assert rec["task"] == e.task and rec["arch"] == e.arch, e.name
+        s = 1 if e.task != "upscale" else int(e.present_scales()[0]) if e.scales else 2
+        assert rec["params"][s] == count_params(load_model(e.name, None if s == 1 else s)), e.name
+    if zoo.ZOO["unet-noise"].present():  # the 4-block shipped file, not the 2-block default
+        assert records["unet-noise"]["params"][1] == 2_003_747
+        assert "unet-noise-gray" in format_overview(list(records.values()))
     assert records["bicubic"]["macs_per_px"][2] == 0
     for r in records.values():
-        for s in SCALES:
-            assert r["macs_per_px"][s] is None or r["macs_per_px"][s] >= 0
+        for v in r["macs_per_px"].values():
+            assert v is None or v >= 0
 
 
 def test_layer_table_totals() -> None:
@@ -233,9 +240,18 @@ def test_cli_models(capsys) -> None:
     out = capsys.readouterr().out
     for name in kakudai.list_models():
         assert f"\n{name} " in out or f"\n{name}  " in out, name
+    for e in zoo.shipped():  # restorers are listed too, each with its task
+        assert any(line.startswith(f"{e.name} ") and f" {e.task} " in line for line in out.splitlines()), e.name
     assert main(["models", "espcn", "--scale", "3", "--input", "16x12"]) == 0
     out = capsys.readouterr().out
     assert "upsample.conv" in out and "(1, 1, 48, 36)" in out and "parameters: 22,729" in out
+    for e in zoo.shipped():  # the layer table of every shipped model, restorers included
+        s = None if e.task != "upscale" else e.present_scales()[0] if e.scales else 2.0
+        at = [] if s is None else ["--scale", f"{s:g}"]
+        for spec in (e.name, str(e.path(s))):
+            assert main(["models", spec, *at, "--input", "16x12"]) == 0, spec
+            text = capsys.readouterr().out
+            assert f"parameters: {count_params(load_model(e.name, s)):,}" in text, spec
     assert main(["models", "no-such-model"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kakudai: error: no-such-model: unknown model") and err.count("\n") == 1

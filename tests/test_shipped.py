@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kakudai.checkpoint import WEIGHTS_DIR, load_model, load_weights_file, resolve_model_name
+from kakudai.checkpoint import load_weights_file
+from kakudai.zoo import WEIGHTS_DIR, load_model, resolve
 from kakudai.evaluation import evaluate_denoise, evaluate_folder, evaluate_jpeg
 
 CARDS = sorted(WEIGHTS_DIR.glob("*.json"))
@@ -33,7 +34,7 @@ def test_card_matches_eval(card_path: Path, bench_dir):
 def test_default_uses_shipped_flagship_when_present():
     for s in (2, 3, 4):
         shipped = (WEIGHTS_DIR / f"ksr_x{s}.safetensors").exists()
-        assert resolve_model_name("default", s) == ("ksr" if shipped else resolve_model_name("default", s))
+        assert resolve("default", s).name == ("ksr" if shipped else resolve("default", s).name)
         if shipped:
             m = load_model("default", s)
             assert m.arch == "ksr" and m.scale == s

@@ -18,7 +18,7 @@ import torch
 
 av = pytest.importorskip("av")
 
-from kakudai.checkpoint import load_model  # noqa: E402
+from kakudai.zoo import load_model  # noqa: E402
 from kakudai.infer.upscale import super_resolve  # noqa: E402
 from kakudai.infer.video import (FrameRange, VideoError, parse_frame_range,  # noqa: E402
                                  upscale_video)

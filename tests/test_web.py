@@ -79,17 +79,21 @@ def test_page_and_models(client):
     assert client.get("/static/app.js").status_code == 200
     info = client.get("/api/models").json()
     names = [m["name"] for m in info["models"]]
-    fast = "ksr-fast" in kakudai.checkpoint.shipped_weights()
+    fast = kakudai.zoo.ZOO["ksr-fast"].present()
     expected = ["default", "fast", "bicubic"] if fast else ["default", "bicubic"]
     assert names[:len(expected)] == expected
     assert info["limits"]["max_pixels"] == 100_000 and "PNG" in info["limits"]["formats"]
     feats = api_features()
     assert info["denoise"]["available"] == feats.denoise
     assert info["target_size"] == (feats.target_size is not None)
-    # Only models that can run are offered: every architecture without shipped weights is absent.
-    shipped = kakudai.checkpoint.shipped_weights()
-    for name in set(kakudai.list_models()) - set(shipped) - {"bicubic"}:
+    # Only models that can upscale are offered: every architecture without shipped weights
+    # is absent, and so is every restorer (the denoise option uses those).
+    shipped = {e.name for e in kakudai.zoo.shipped()}
+    for name in set(kakudai.list_models()) - shipped - {"bicubic"}:
         assert name not in names
+    restorers = {e.name for e in kakudai.zoo.shipped() if e.task != "upscale"}
+    assert restorers and not restorers & set(names)
+    assert {e.name for e in kakudai.zoo.shipped("upscale")} <= set(names)
 
 
 def test_static_paths_do_not_escape(client):
@@ -116,7 +120,7 @@ def test_default_model_and_gray_image(client):
     r = post(client, png_bytes(12, 10, mode="L"), scale=2)  # no model field: default
     assert r.status_code == 200, r.text
     assert Image.open(io.BytesIO(r.content)).size == (24, 20)
-    assert r.headers["x-kakudai-model"] == kakudai.checkpoint.resolve_model_name("default", 2)
+    assert r.headers["x-kakudai-model"] == kakudai.zoo.resolve("default", 2).name
 
 
 def test_accepts_jpeg(client):
@@ -192,8 +196,9 @@ def test_unknown_model(client):
     assert_still_serving(client)
     # A path is not a model: load_model would read a file, the server must not. Nor is an
     # architecture without shipped weights (it would run untrained).
-    unshipped = sorted(set(kakudai.list_models()) - set(kakudai.checkpoint.shipped_weights()) - {"bicubic"})
-    for path in ("/etc/passwd", "../kakudai/weights/x.safetensors", *unshipped[:1]):
+    unshipped = sorted(set(kakudai.list_models()) - {e.name for e in kakudai.zoo.shipped()} - {"bicubic"})
+    restorers = sorted(e.name for e in kakudai.zoo.shipped() if e.task != "upscale")
+    for path in ("/etc/passwd", "../kakudai/weights/x.safetensors", *unshipped[:1], *restorers):
         assert_error(post(client, png_bytes(), model=path), 400, "unknown model")
     assert_still_serving(client)
 

@@ -5,7 +5,7 @@ its quality) and at the pixels (the quantised DCT coefficients of a PNG that was
 once a JPEG, the white-noise level, the texture level; :mod:`kakudai.ops.estimate`)
 and returns an :class:`Assessment`. Under automatic denoising (the default of
 ``kakudai upscale``) degraded images are cleaned at their input size by the
-restorers of :data:`AUTO_RESTORERS`, at the level read here, and then upscaled;
+restorers of :data:`kakudai.zoo.AUTO_RESTORERS`, at the level read here, and then upscaled;
 clean images are upscaled as they are, so they keep the published-protocol
 figures exactly.
 
@@ -23,8 +23,7 @@ import numpy as np
 
 from ..ops.estimate import jpeg_history, noise_sigma, texture_sigma
 
-__all__ = ["Assessment", "assess", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA", "TEXTURE_MIN_SIGMA",
-           "AUTO_RESTORERS"]
+__all__ = ["Assessment", "assess", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA", "TEXTURE_MIN_SIGMA"]
 
 # A JPEG saved at this quality or below counts as degraded (above it the artifacts
 # are below what the flagship tolerates, and pixel evidence is unreliable).
@@ -34,12 +33,6 @@ NOISE_MIN_SIGMA = 3.5
 # ... or total fine-scale energy (texture plus noise) from which it does: strong noise on
 # strong texture, where the white-noise reading alone can miss it.
 TEXTURE_MIN_SIGMA = 8.5
-# The restorers that clean degraded images before upscaling, by kind (shipped names).
-# Restoring at the input resolution and then upscaling with the flagship measured
-# better than one network trained on realistic LR for both jobs at this project's
-# training budget (docs/real-inputs.md); the fast U-Net keeps a 640x360 -> 1080p frame
-# near the flagship's own time.
-AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg"}
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
 # Larger images are read on a few crops (grid-aligned, so a JPEG's blocks stay in place).

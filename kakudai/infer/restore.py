@@ -11,9 +11,10 @@ tiled output equals whole-image output). Input values may leave [0, 1]
 
 Shipped restoration weights and the user-facing strengths:
 
-* ``unet-noise`` (``rednet-noise`` beside it): Gaussian noise; the level is ``sigma``
-  in 0-255 units. Gray images go to ``unet-noise-gray`` (:data:`GRAY_COMPANIONS`).
-* ``unet-jpeg`` (``rednet-jpeg`` beside it): JPEG artifacts; the level is a JPEG quality
+* noise (default ``unet-noise``, gray images to its gray companion
+  ``unet-noise-gray``; :mod:`kakudai.zoo` declares the others): Gaussian noise; the
+  level is ``sigma`` in 0-255 units.
+* jpeg (default ``unet-jpeg``): JPEG artifacts; the level is a JPEG quality
   (lower = stronger).
   ``--noise-level 0..3`` (waifu2x's meaning) maps to a quality through
   :data:`NOISE_LEVEL_QUALITY`.
@@ -26,20 +27,21 @@ is blind.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checkpoint import load_weights_file
 from ..data.degrade import jpeg_level, noise_level
+from ..zoo import DEFAULT_RESTORERS, ZOO, is_file, load_model, restorer_task
 from .auto import NOISE_MIN_SIGMA, assess
 from .tiling import auto_tile_size, tiled_apply
 from .upscale import apply_to_array, feature_floats_per_pixel, tile_multiple
 
 __all__ = ["restore", "restore_array", "load_restorer", "for_channels", "level_value", "denoise_settings", "Denoiser",
-           "NOISE_LEVEL_QUALITY", "RESTORERS", "BLIND_QUALITY", "MAX_SIGMA", "weights_path"]
+           "NOISE_LEVEL_QUALITY", "BLIND_QUALITY", "MAX_SIGMA"]
 
 # waifu2x's noise levels (JPEG artifacts): 0 = light cleanup of good JPEGs
 # (quality ~85-95) ... 3 = strong (quality ~20 and below, or recompressed).
@@ -50,21 +52,6 @@ MAX_SIGMA = 55.0  # the strongest trained noise level
 # Automatic strength: the estimated sigma times this (a level a little above the real
 # noise costs little; one below it leaves noise in).
 AUTO_MARGIN = 1.1
-# Shipped weights by restoration kind (kakudai/weights/<name>.safetensors).
-# Both kinds: the residual U-Net (ahead of RED10 on every benchmark level; rednet-noise
-# and rednet-jpeg still ship beside them, `--model rednet-noise` / `rednet-jpeg`).
-RESTORERS = {"noise": "unet-noise", "jpeg": "unet-jpeg"}
-# Gray-only companions: with the shipped weights, gray images go to these when
-# they ship (DnCNN too has separate gray and colour models; see docs/denoise.md).
-GRAY_COMPANIONS = {"noise": "unet-noise-gray"}
-# The recipe that trains each (see docs/denoise.md).
-CONFIGS = {"noise": "configs/unet_denoise.toml", "jpeg": "configs/unet_jpeg.toml"}
-
-
-def weights_path(kind: str, gray: bool = False):
-    """Where the shipped weights of restoration ``kind`` ("noise" / "jpeg") live (``gray``: its companion)."""
-    from ..checkpoint import WEIGHTS_DIR
-    return WEIGHTS_DIR / f"{(GRAY_COMPANIONS if gray else RESTORERS)[kind]}.safetensors"
 
 
 def for_channels(model: nn.Module, channels: int) -> nn.Module:
@@ -74,31 +61,28 @@ def for_channels(model: nn.Module, channels: int) -> nn.Module:
 
 
 def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Module:
-    """The restoration model for ``kind``: the default, a shipped file by name (e.g.
-    ``rednet-noise``), a .safetensors path, or a module.
+    """The restoration model for ``kind`` (``noise`` / ``jpeg``): the kind's default
+    (:data:`kakudai.zoo.DEFAULT_RESTORERS`), a shipped restorer of that kind by name
+    (e.g. ``rednet-noise``), a .safetensors path, or a module.
 
-    The default model carries its gray companion, when that ships, as the
-    submodule ``gray_companion`` (:func:`restore` sends gray images to it).
-    Raises :class:`kakudai.checkpoint.WeightsError` naming the missing file
-    when the weights are not there (e.g. before the models are trained).
+    A shipped model carries its gray companion (:class:`kakudai.zoo.Shipped`), when
+    that ships, as the submodule ``gray_companion`` (:func:`restore` sends gray
+    images to it); a file or module is taken alone. Raises
+    :class:`kakudai.checkpoint.WeightsError` naming the missing file when the weights
+    are not there (e.g. before the models are trained), and
+    :class:`kakudai.zoo.TaskMismatch` for a shipped model of another task.
     """
-    from ..checkpoint import WeightsError, load_weights_file, shipped_path
-    if kind not in RESTORERS:
-        raise ValueError(f"unknown restoration kind {kind!r}; known: {', '.join(RESTORERS)}")
+    task = restorer_task(kind)
     if isinstance(model, nn.Module):
         return model.eval()
-    if model in (None, "default", RESTORERS[kind]):
-        path = weights_path(kind)
-        if not path.exists():
-            raise WeightsError(f"{path}: no such weights file (the {kind} model is not shipped yet; "
-                               f"train it with {CONFIGS[kind]}, "
-                               f"see docs/denoise.md)")
-        net = load_weights_file(path)
-        if kind in GRAY_COMPANIONS and weights_path(kind, gray=True).exists():
-            net.gray_companion = load_weights_file(weights_path(kind, gray=True))
-        return net
-    shipped = None if Path(str(model)).suffix else shipped_path(str(model))
-    return load_weights_file(shipped or str(model))
+    name = DEFAULT_RESTORERS[kind] if model in (None, "default") else str(model)
+    if is_file(name):
+        return load_weights_file(name)
+    net = load_model(name, task=task)
+    gray = ZOO[name].gray
+    if gray is not None and ZOO[gray].file() is not None:
+        net.gray_companion = load_model(gray, task=task)
+    return net
 
 
 def level_value(kind: str, *, sigma: float | None = None, quality: float | None = None) -> float:

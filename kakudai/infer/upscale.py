@@ -204,11 +204,8 @@ def apply_to_array(arr, fn: Callable[[torch.Tensor, "torch.dtype | None"], torch
     return out if out_dtype is not None else out.astype(a.dtype, copy=False)
 
 
-def upscale_array(arr, scale: float, model: "nn.Module | str" = "default", tile: int | str | None = None,
-                  tta: bool = False):
-    """Upscale an image array: uint8/uint16/float (H, W) or (H, W, 3); same dtype out."""
-    from ..checkpoint import load_model
-    if isinstance(model, str):
-        model = load_model(model, scale)
+def upscale_array(arr, scale: float, model: nn.Module, tile: int | str | None = None, tta: bool = False):
+    """Upscale an image array with a loaded ``model`` (by name: :func:`kakudai.zoo.load_model`):
+    uint8/uint16/float (H, W) or (H, W, 3); same dtype out."""
     return apply_to_array(arr, lambda t, dt: super_resolve(model, t, scale, tile=tile, tta=tta,
                                                            out_dtype=dt))

@@ -279,7 +279,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
                   progress: "bool | Callable[[int, int | None], None]" = True) -> dict[str, Any]:
     """Upscale the video ``src`` by ``scale`` into ``dst`` (format from its extension).
 
-    ``model``: a loaded model or a name/path for :func:`kakudai.checkpoint.load_model`.
+    ``model``: a loaded model or a name/path for :func:`kakudai.zoo.load_model`.
     ``crf``/``preset`` are passed to encoders that have them (x264, x265, VP9,
     SVT-AV1); ``codec``/``pix_fmt`` are any encoder and pixel format PyAV offers
     (``codec=None``: libx264, or libvpx-vp9 for .webm, which cannot hold H.264).
@@ -295,7 +295,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, scale: float,
     Raises :class:`VideoError` for unreadable/unsupported input or unwritable output.
     """
     av = _import_av()
-    from ..checkpoint import WeightsError, load_model
+    from ..checkpoint import WeightsError
+    from ..zoo import load_model
     from .upscale import super_resolve
 
     src, dst = Path(src), Path(dst)

@@ -5,7 +5,7 @@ upscale with the next larger integer scale a fixed-scale model has, then
 resize down to the target with MATLAB bicubic. ``kakudai eval --model
 ksr+shrink --scale 2.5`` scores it with the same protocol as any model, so the
 implicit model's gain over it is one command. Not registered (it has no
-weights of its own): :func:`kakudai.checkpoint.load_model` builds it for any
+weights of its own): :func:`kakudai.zoo.load_model` builds it for any
 ``NAME+shrink``.
 """
 

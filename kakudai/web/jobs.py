@@ -53,7 +53,8 @@ def render_png(data: bytes, req: UpscaleRequest, cfg: WebConfig, features: ApiFe
     from PIL import Image
 
     from .. import api
-    from ..checkpoint import WeightsError, resolve_model_name
+    from ..checkpoint import WeightsError
+    from ..zoo import resolve
 
     t0 = time.perf_counter()
     try:
@@ -84,7 +85,7 @@ def render_png(data: bytes, req: UpscaleRequest, cfg: WebConfig, features: ApiFe
     if out.info.get("icc_profile"):  # keep the colour space the API carried over
         extra["icc_profile"] = out.info["icc_profile"]
     out.save(buf, format="PNG", compress_level=cfg.png_compress_level, **extra)
-    used = resolve_model_name(req.model, req.scale) if req.scale is not None else req.model
+    used = resolve(req.model, req.scale).name if req.scale is not None else req.model
     return Rendered(buf.getvalue(), out.width, out.height, used, time.perf_counter() - t0)
 
 

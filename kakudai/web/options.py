@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from .. import api
-from ..checkpoint import ALIASES, resolve_model_name, shipped_weights
+from ..zoo import ALIASES, resolve, shipped
 
 __all__ = ["ApiError", "WebConfig", "ApiFeatures", "ModelChoice", "UpscaleRequest", "api_features",
            "model_choices", "models_payload", "parse_request", "check_image_header", "output_size"]
@@ -111,25 +111,24 @@ class ModelChoice:
 
 
 def model_choices() -> list[ModelChoice]:
-    """``default`` (and ``fast`` once ksr-fast ships), ``bicubic``, then every shipped model."""
-    shipped = shipped_weights()
+    """``default`` (and ``fast`` once ksr-fast ships), ``bicubic``, then every shipped
+    upscaler (restorers are not offered: the page's denoise option uses them)."""
+    upscalers = shipped("upscale")
     out = []
-    for alias, real in ALIASES.items():
-        if alias != "default" and real not in shipped:
+    for alias in ALIASES.values():
+        if alias.name != "default" and alias.target not in {e.name for e in upscalers}:
             continue  # "fast" only once its own weights ship; before that it equals default
-        res = {f"{s:g}": resolve_model_name(alias, s) for s in SCALE_PRESETS}
+        res = {f"{s:g}": resolve(alias.name, s).name for s in SCALE_PRESETS}
         shown = ", ".join(dict.fromkeys(res.values()))
         # An alias falls back to implicit or bicubic, so it serves every scale.
-        out.append(ModelChoice(alias, f"{alias} ({shown})", None, res))
+        out.append(ModelChoice(alias.name, f"{alias.name} ({shown})", None, res))
     out.append(ModelChoice("bicubic", "bicubic (no network)", None))
-    for name, scales in shipped.items():
-        if name == "bicubic":
-            continue
-        if scales:
-            tag = "/".join(f"x{s:g}" for s in scales)
-            out.append(ModelChoice(name, f"{name} ({tag})", tuple(scales)))
+    for e in upscalers:
+        if e.scales:
+            tag = "/".join(f"x{s:g}" for s in e.present_scales())
+            out.append(ModelChoice(e.name, f"{e.name} ({tag})", tuple(e.present_scales())))
         else:  # a scale-free file: an arbitrary-scale model such as implicit
-            out.append(ModelChoice(name, f"{name} (any scale)", None))
+            out.append(ModelChoice(e.name, f"{e.name} (any scale)", None))
     return out
 
 
