@@ -388,6 +388,37 @@ MODEL_ORDER = ["ksr", "ksr-fast", "implicit", "implicit-fast", "art", "espcn", "
                "unet-noise", "unet-noise-fast", "unet-noise-gray", "rednet-noise", "unet-jpeg", "rednet-jpeg"]
 
 
+def _zoo_lines() -> list[str]:
+    """The names that choose a model (aliases, default restorers), from kakudai.zoo when it
+    declares them; nothing when it does not."""
+    try:
+        from kakudai import zoo
+    except ImportError:
+        return []
+    entries = getattr(zoo, "ZOO", {}) or {}
+    lines = []
+    for a in (getattr(zoo, "ALIASES", {}) or {}).values():
+        target, other = getattr(a, "target", None), getattr(a, "other_scales", None)
+        scales = getattr(entries.get(target), "scales", ()) or ()
+        at = f" at {', '.join(f'x{s}' for s in scales)}" if scales else ""
+        rest = f"; `{other}` at every other scale" if other else ""
+        lines.append(f"| `{a.name}` | `{target}`{at}{rest} |")
+    if not lines:
+        return []
+    lines += ["| `bicubic` | MATLAB bicubic, no network (the baseline) |",
+              "| `NAME+shrink` | NAME at the next integer scale, then MATLAB bicubic down to the target |"]
+    for title, attr in (("`kakudai denoise` and `kakudai.denoise`", "DEFAULT_RESTORERS"),
+                        ("automatic denoising before upscaling (`--denoise auto`)", "AUTO_RESTORERS")):
+        chosen = getattr(zoo, attr, None)
+        if chosen:
+            lines.append(f"| {title} | " + "; ".join(f"{kind}: `{name}`" for kind, name in chosen.items()) + " |")
+    gray = [(e.name, e.gray) for e in entries.values() if getattr(e, "gray", None)]
+    if gray:
+        lines.append("| gray images | " + "; ".join(f"`{n}` sends them to `{g}`" for n, g in gray) + " |")
+    return ["", "## Names that choose a model", "", "Declared in `kakudai/zoo.py`.", "",
+            "| name or job | model |", "|---|---|"] + lines
+
+
 def models_md(weights_dir: Path | None = None) -> str:
     weights_dir = weights_dir or REPO / "kakudai" / "weights"
     cards = _cards(weights_dir)
@@ -419,6 +450,8 @@ def models_md(weights_dir: Path | None = None) -> str:
                              if c["_file"].with_suffix(".md").exists())
         lines.append(f"| `{name}` | {_task(group[0])} | {scale_text} | `{group[0].get('arch', '?')}` | "
                      f"{params or '-'} | {', '.join(cpu) or '-'} | {md_links or '-'} |")
+    if weights_dir == REPO / "kakudai" / "weights":
+        lines += _zoo_lines()
     for name, group in groups.items():
         lines += ["", f"## {name}", ""]
         first = group[0]
