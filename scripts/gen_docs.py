@@ -323,7 +323,13 @@ def _psnr(entry: Any) -> float | None:
     return None
 
 
+V1 = "kakudai.card.v1"  # the one card schema (kakudai/cards.py); older cards are read as they are
+
+
 def _task(card: dict[str, Any]) -> str:
+    if card.get("format") == V1:
+        return {"upscale": "upscale" if card.get("scale") is not None else "upscale, any scale",
+                "denoise-noise": "denoise", "denoise-jpeg": "JPEG cleanup"}.get(card.get("task"), str(card.get("task")))
     kind = card.get("kind") or card.get("task")
     if kind:
         return {"noise": "denoise", "jpeg": "JPEG cleanup"}.get(kind, str(kind))
@@ -334,6 +340,10 @@ def _task(card: dict[str, Any]) -> str:
 def _cpu_hours(card: dict[str, Any]) -> Any:
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
     return training.get("cpu_hours", card.get("cpu_hours"))
+
+
+def _is_restorer(card: dict[str, Any]) -> bool:
+    return bool(card.get("kind")) or str(card.get("task", "")).startswith("denoise")
 
 
 def _scale_of(card: dict[str, Any]) -> Any:
@@ -388,6 +398,35 @@ MODEL_ORDER = ["ksr", "ksr-fast", "implicit", "implicit-fast", "art", "espcn", "
                "unet-noise", "unet-noise-fast", "unet-noise-gray", "rednet-noise", "unet-jpeg", "rednet-jpeg"]
 
 
+def _v1_section(group: list[dict[str, Any]]) -> list[str]:
+    """Summary, lineage and results of a name's cards in the one schema; the results table
+    is the card renderer's own (kakudai.cards), over the rows of all the name's files."""
+    first = group[0]
+    lines = []
+
+    def per_file(key: str, show) -> list[str]:
+        """One line for the name when its files agree, else one per file (by scale)."""
+        values = [c.get(key) for c in group]
+        if not any(values):
+            return []
+        if all(v == values[0] for v in values):
+            return [show(values[0]), ""]
+        return [f"- x{c.get('scale')}: {show(c.get(key))}" for c in group if c.get(key)] + [""]
+
+    lines += per_file("summary", str)
+    lines += per_file("lineage", lambda cfgs: "Recipe: " + ", then ".join(f"`{c}`" for c in cfgs) + ".")
+    rows = [r for c in group for r in (c.get("results") or []) if isinstance(r, dict)]
+    try:
+        from kakudai import cards
+        render = getattr(cards, "_results_md")
+        lines += render({**first, "results": rows})
+    except Exception:  # noqa: BLE001  a card the renderer cannot read: list the rows plainly
+        lines += ["| model | set | scale or level | PSNR |", "|---|---|---|---|"]
+        lines += [f"| {_cell(r.get('model'))} | {_cell(r.get('set'))} | {_cell(r.get('scale', r.get('level')))} | "
+                  f"{_num(r.get('psnr'))} |" for r in rows]
+    return [line for line in lines]
+
+
 def _zoo_lines() -> list[str]:
     """The names that choose a model (aliases, default restorers), from kakudai.zoo when it
     declares them; nothing when it does not."""
@@ -427,7 +466,7 @@ def models_md(weights_dir: Path | None = None) -> str:
         groups.setdefault(str(c.get("name") or c["_file"].stem), []).append(c)
     # Upscalers first, then restorers; within each, the order of MODEL_ORDER, then by name.
     rank = {n: i for i, n in enumerate(MODEL_ORDER)}
-    groups = dict(sorted(groups.items(), key=lambda kv: (bool(kv[1][0].get("kind")),
+    groups = dict(sorted(groups.items(), key=lambda kv: (_is_restorer(kv[1][0]),
                                                          rank.get(kv[0], len(rank)), kv[0])))
     lines = [GENERATED.format(source="the model cards kakudai/weights/*.json"), "",
              "# Model zoo", "",
@@ -442,7 +481,10 @@ def models_md(weights_dir: Path | None = None) -> str:
     for name, group in groups.items():
         group.sort(key=lambda c: str(_scale_of(c)))
         scales = [_scale_of(c) for c in group if _scale_of(c) is not None]
-        scale_text = "any" if "any" in scales else ", ".join(f"x{s}" for s in scales) or "x1 (same size)"
+        if any(c.get("format") == V1 and c.get("task") == "upscale" and c.get("scale") is None for c in group):
+            scales.append("any")
+        scale_text = "any" if "any" in scales else ", ".join(f"x{s:g}" if isinstance(s, float) else f"x{s}"
+                                                            for s in scales) or "x1 (same size)"
         params = ", ".join(f"{c['params']:,}" for c in group if isinstance(c.get("params"), int))
         cpu = [_num(_cpu_hours(c), 2) for c in group if _cpu_hours(c) is not None]
         cpu = cpu[:1] if len(set(cpu)) == 1 else cpu
@@ -459,7 +501,9 @@ def models_md(weights_dir: Path | None = None) -> str:
         if arch_args:
             shown = {k: v for k, v in arch_args.items() if k != "scale"}
             lines += [f"Architecture `{first.get('arch', '?')}` with `{json.dumps(shown, sort_keys=True)}`.", ""]
-        if first.get("results"):
+        if first.get("format") == V1:
+            lines += _v1_section(group)
+        elif first.get("results"):
             lines += ["| scale | " + " / ".join(next((list(r.get('implicit', {})) for r in first['results']
                                                       if isinstance(r, dict) and r.get('implicit')), []))
                       + " | reference |", "|---|---|---|"] + _implicit_rows(first)

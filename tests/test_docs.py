@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -55,5 +56,12 @@ def test_models_page_tolerates_unknown_card_shapes(tmp_path):
     (tmp_path / "new-model.json").write_text('{"name": "new-model", "arch": "ksr", "scale": 2, "eval": 3}')
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "restorer.json").write_text('{"name": "r", "kind": "noise", "eval": [{"set": "Set12"}]}')
+    (tmp_path / "v1_x2.json").write_text(json.dumps({
+        "format": "kakudai.card.v1", "name": "v1", "task": "upscale", "file": "v1_x2.safetensors", "scale": 2,
+        "arch": "ksr", "args": {}, "params": 10, "summary": "A test card.", "lineage": ["configs/ksr.toml"],
+        "results": [{"model": "v1", "set": "Set5", "scale": 2, "psnr": 37.5171, "source": "measured"}],
+        "training": {"cpu_hours": 1.5}}))
     text = GEN.models_md(tmp_path)
     assert "`new-model`" in text and "`r`" in text and "broken" not in text
+    v1 = text.split("## v1\n", 1)[1]
+    assert "A test card." in v1 and "`configs/ksr.toml`" in v1 and "37.517" in v1
