@@ -23,6 +23,7 @@ from kakudai.registry import create_model
 
 
 # ------------------------------------------------------------------ multiply-adds
+@pytest.mark.slow
 def test_macs_match_hand_counts():
     # KSR (Y-only, width w, b blocks), per low-resolution pixel: head 1->w, 2b body
     # convs w->w, body_end w->w, tail w->s^2; all 3x3.
@@ -58,6 +59,7 @@ def test_peak_rss_sees_a_large_allocation():
 
 
 # ------------------------------------------------------------------ bench itself
+@pytest.mark.slow
 def test_bench_model_fields_are_consistent():
     r = bench_model("ksr-fast", scale=2, size=(24, 16), repeat=3, warmup=1, peak_gflops=100.0)
     assert r.output_wh == (48, 32) and r.input_wh == (24, 16)
@@ -75,6 +77,7 @@ def test_bench_integer_then_shrink_at_a_non_integer_scale():
     assert r.output_wh == (60, 40) and "shrink" in r.weights and r.macs > 0
 
 
+@pytest.mark.slow
 def test_bench_cli_json_on_a_tiny_frame():
     cmd = [sys.executable, "-m", "kakudai", "bench", "--model", "bicubic", "espcn", "--scale", "2",
            "--size", "32x20", "--repeat", "2", "--warmup", "1", "--peak", "quick", "--json"]
@@ -90,6 +93,7 @@ def test_bench_cli_json_on_a_tiny_frame():
     assert rows["espcn"]["macs"] > 0 and 0 < rows["espcn"]["peak_fraction"]
 
 
+@pytest.mark.slow
 def test_bench_cli_rejects_unknown_model_and_bad_size():
     for extra in (["--model", "nosuch"], ["--size", "wide"], ["--model", "ksr", "--scale", "2.5"]):
         r = subprocess.run([sys.executable, "-m", "kakudai", "bench", "--peak", "quick", *extra],
@@ -109,6 +113,7 @@ def test_integer_upscale_fast_path_matches_matlab_reference(scale, shape):
     np.testing.assert_allclose(got, ref, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_integer_upscale_phase_filters_and_gradients():
     for s in (2, 3, 4):
         for _, w in phase_filters(s):
@@ -128,6 +133,7 @@ def test_loaded_models_are_channels_last_and_give_the_same_output(tmp_path):
         torch.testing.assert_close(loaded(x), m(x), atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_markdown_table_and_heap_setting():
     from kakudai.bench import format_markdown, run_bench
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def record_batches(trainer) -> list[list[float]]:
     return seen
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path) -> None:
     from safetensors.torch import load_file
 

@@ -177,7 +177,8 @@ def test_rednet_restoration_shapes(kw: dict) -> None:
     assert m.receptive_radius == 4 * m.unshuffle + m.unshuffle - 1
 
 
-@pytest.mark.parametrize("kw", [{}, {"level_map": True, "channels": 1}, {"widths": (4, 8, 8, 16), "blocks": 2}])
+@pytest.mark.parametrize("kw", [{}, {"level_map": True, "channels": 1},
+                                pytest.param({"widths": (4, 8, 8, 16), "blocks": 2}, marks=pytest.mark.slow)])
 def test_unet_restoration_shapes_and_reach(kw: dict) -> None:
     m = _tiny_unet(**kw)
     c = int(m.channels)
@@ -199,6 +200,7 @@ def test_unet_restoration_shapes_and_reach(kw: dict) -> None:
 
 
 @pytest.mark.parametrize("kw", [{"level_map": True}, {"unshuffle": 2, "level_map": True}, {"unet": True}])
+@pytest.mark.slow
 def test_restore_tiled_equals_whole(kw: dict) -> None:
     m = _tiny_unet(level_map=True) if kw.pop("unet", False) else _tiny_rednet(**kw)
     for c in (1, 3):
@@ -238,6 +240,7 @@ def test_to_gray_computes_what_the_rgb_model_does_on_gray(build) -> None:
 
 
 @pytest.mark.parametrize("arch", ["unet", "ksr"])
+@pytest.mark.slow
 def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
     from kakudai.models.blocks import deepened
     m = (_tiny_unet(level_map=True) if arch == "unet"
@@ -420,6 +423,7 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
 
 
 # ------------------------------------------------------------------ training
+@pytest.mark.slow
 def test_restore_training_reduces_the_loss(tmp_path: Path) -> None:
     from kakudai.train.trainer import Trainer
 
@@ -458,6 +462,7 @@ def test_restore_training_reduces_the_loss(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ shipped models (when present)
 @pytest.mark.parametrize("kind", sorted(zoo.DEFAULT_RESTORERS))
+@pytest.mark.slow
 def test_shipped_restorer_blind_across_levels(kind: str) -> None:
     if not zoo.ZOO[zoo.DEFAULT_RESTORERS[kind]].path().exists():
         pytest.skip(f"{zoo.ZOO[zoo.DEFAULT_RESTORERS[kind]].path().name} not shipped yet")

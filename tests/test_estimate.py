@@ -83,6 +83,7 @@ def test_blockiness_grows_with_compression():
     assert b == sorted(b) and b[-1] > b[0] + 0.5
 
 
+@pytest.mark.slow
 def test_assess_and_routing():
     import kakudai.api as api
     from kakudai.data.io import ImageData
@@ -136,6 +137,7 @@ def test_cli_verbose_prints_the_reading(tmp_path, capsys):
     assert e.value.code == 2
 
 
+@pytest.mark.slow
 def test_eval_degrade_option(bench_dir, capsys):
     from kakudai.cli import main
 

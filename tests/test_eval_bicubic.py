@@ -13,6 +13,7 @@ PUBLISHED = {  # (PSNR, SSIM), Set5 / Set14, from ../shared/anchors.md
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.slow
 def test_bicubic_rows(scale, bench_dir, capsys):
     rc = main(["eval", "--model", "bicubic", "--scale", str(scale), "--json",
                str(bench_dir / "Set5"), str(bench_dir / "Set14")])

@@ -48,6 +48,7 @@ def exported(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", CONV_MODELS)
+@pytest.mark.slow
 def test_onnx_network_matches_torch_on_several_sizes(exported, name):
     m, om = exported[name]
     for b, h, w in SIZES:
@@ -60,6 +61,7 @@ def test_onnx_network_matches_torch_on_several_sizes(exported, name):
         assert (got - ref).abs().max().item() <= 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_file_has_dynamic_height_width_and_describes_itself(exported, tmp_path):
     m, om = exported["ksr"]
     proto = onnx.load(str(om.path))
@@ -72,6 +74,7 @@ def test_onnx_file_has_dynamic_height_width_and_describes_itself(exported, tmp_p
     assert om.receptive_radius == m.receptive_radius
 
 
+@pytest.mark.slow
 def test_full_pipeline_on_onnxruntime_matches_torch(exported):
     # Y-only (ksr) and pre-upsampled (srcnn) models, RGB and gray, tiled and whole.
     g = torch.Generator().manual_seed(5)
@@ -85,6 +88,7 @@ def test_full_pipeline_on_onnxruntime_matches_torch(exported):
                 assert (got - ref).abs().max().item() <= 1e-4, (name, c, tile)
 
 
+@pytest.mark.slow
 def test_with_backend_onnxruntime_caches_the_export_and_checks_the_scale(monkeypatch, tmp_path):
     monkeypatch.setenv("KAKUDAI_CACHE", str(tmp_path))
     m = _random_model("ksr-fast", scale=2)
@@ -130,6 +134,7 @@ def test_bf16_autocast_is_close_but_really_reduced_precision():
     assert diff.max().item() < 1 / 255 and diff.mean().item() < 1e-3  # under one 8-bit level
 
 
+@pytest.mark.slow
 def test_cli_export_writes_a_runnable_file(tmp_path):
     m = _random_model("espcn", scale=2)
     weights = save_model(m, tmp_path / "espcn_x2.safetensors")

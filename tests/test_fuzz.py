@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,6 +106,7 @@ def build_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
     return valid, bad
 
 
+@pytest.mark.slow
 def test_fuzz_batch(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_interrupt_mid_write_leaves_no_partial_file(tmp_path, signum, code):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

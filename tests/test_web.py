@@ -399,6 +399,7 @@ def test_cli_serve_cannot_listen_is_one_line(capsys, args, what):
     assert len(err) == 1 and err[0].startswith(f"kakudai: error: {what}: "), err
 
 
+@pytest.mark.slow
 def test_cli_serve_answers_and_stops_on_ctrl_c(tmp_path):
     import json
     import signal

@@ -89,6 +89,7 @@ def sample_image(path: Path) -> tuple[int, int]:
         return im.size
 
 
+@pytest.mark.slow
 def test_page_upload_compare_download(server_url, browser, tmp_path):
     img_path = tmp_path / "photo.png"
     w, h = sample_image(img_path)
