@@ -26,7 +26,8 @@ from .infer.tiling import auto_tile_size, tile_count
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
-from .zoo import is_file, load_model, resolve
+from .infer.auto import STYLES, style_of
+from .zoo import ILLUSTRATION_MODELS, auto_restorers, for_style, is_file, load_model, resolve
 
 __all__ = ["upscale", "denoise", "assess", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
 
@@ -116,12 +117,18 @@ class Upscaler:
     level (:class:`kakudai.infer.restore.Denoiser`); None = neither.
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
+    ``style``: ``"photo"``, ``"illustration"`` or ``"auto"`` (each image read by
+    :func:`kakudai.infer.auto.style_of`, after automatic cleaning). With an alias
+    (``default``, ``fast``), illustrations go to the alias's illustration model at the
+    scales it ships (:func:`kakudai.zoo.for_style`), and automatic denoising cleans them
+    with :func:`kakudai.zoo.auto_restorers` of their style. The last image's style is
+    :attr:`last_style`.
     """
 
     def __init__(self, model: nn.Module | str | os.PathLike = "default", tile: int | str | None = "auto",
                  tta: bool = False, alpha: str = "model", device: str | torch.device | None = None,
                  tile_budget: float = 1.0e9, denoise: int | str | None = None, backend: str = "torch",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", style: str = "photo"):
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, not {alpha!r}")
         if isinstance(tile, str) and tile != "auto":
@@ -132,12 +139,17 @@ class Upscaler:
         self.device = torch.device(device) if device is not None else None
         self.tile_budget = tile_budget
         self.backend, self.precision = backend, precision
-        self._models: dict[float, nn.Module] = {}
+        if style not in (*STYLES, "auto"):
+            raise ValueError(f"style must be one of {', '.join(STYLES)} or auto, not {style!r}")
+        # An illustration model named as such cleans with the illustration restorers.
+        self.style = "illustration" if isinstance(model, str) and model in ILLUSTRATION_MODELS else style
+        self.last_style: str | None = None
+        self._models: dict[tuple[Any, float], nn.Module] = {}
         self._scales: list[float] | None | str = "unknown"
         self.denoiser = None
         self.auto = denoise == "auto"
         self.last_assessment = None
-        self._cleaner = None  # the restorers of automatic denoising, loaded when first needed
+        self._cleaners: dict[str, Any] = {}  # automatic denoising's restorers by style, loaded when needed
         self.last_cleanup: str | None = None
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
@@ -152,24 +164,27 @@ class Upscaler:
             self._scales = model_scales(self.model)
         return self._scales  # type: ignore[return-value]
 
-    def model_for(self, scale: float) -> nn.Module:
-        """The model that runs at native ``scale`` (loaded once, on the device)."""
-        if scale not in self._models:
-            if isinstance(self.model, nn.Module):
-                m = self.model
+    def model_for(self, scale: float, style: str = "photo") -> nn.Module:
+        """The model that runs at native ``scale`` for images of ``style`` (loaded once, on
+        the device)."""
+        name = for_style(self.model, style, scale) if isinstance(self.model, str) else self.model
+        key = (name if isinstance(name, str) else id(name), scale)
+        if key not in self._models:
+            if isinstance(name, nn.Module):
+                m = name
                 scales = getattr(m, "scales", None)
                 if scales is not None and len(scales) > 1 and hasattr(m, "for_scale"):
                     m = m.for_scale(int(scale))
             else:
-                m = load_model(self.model, scale, task="upscale")
+                m = load_model(name, scale, task="upscale")
             m = m.eval()
             if self.device is not None:
                 m = m.to(self.device)
             if (self.backend, self.precision) != ("torch", "fp32"):
                 from .infer.export import with_backend
                 m = with_backend(m, scale, self.backend, self.precision)
-            self._models[scale] = m
-        return self._models[scale]
+            self._models[key] = m
+        return self._models[key]
 
     def plan(self, h: int, w: int, scale: float | None = None, width: int | None = None,
              height: int | None = None) -> tuple[float, tuple[int, int]]:
@@ -185,9 +200,9 @@ class Upscaler:
             return (oh / h, ow / w), (oh, ow)  # per-axis scales: exactly the target size
         return _pick_scale(target, native), (oh, ow)
 
-    def tiles_for(self, h: int, w: int, scale: float) -> int:
+    def tiles_for(self, h: int, w: int, scale: float, style: str = "photo") -> int:
         """Number of tiles one plane of an h x w image is cut into (progress totals)."""
-        model = self.model_for(scale)
+        model = self.model_for(scale, style)
         t = self._tile_side(model, h, w, scale)
         return 1 if not t else tile_count(h, w, t, scale, tile_multiple(model, scale))
 
@@ -205,16 +220,25 @@ class Upscaler:
         Samples keep their type (uint8, uint16, float32 in [0, 1]). ``on_tile(done,
         total)`` counts tiles over the colour and alpha passes.
         """
+        style = self.style
         if self.auto:
-            img = self.clean(img)
+            original, img = img, self.clean(img, "photo" if style == "auto" else style)
+            if style == "auto":
+                style = style_of(img.pixels)
+                if (style == "illustration" and self.last_cleanup is not None
+                        and auto_restorers(style) != auto_restorers("photo")):
+                    img = self.clean(original, style)  # again, with the restorers for drawings
         if self.denoiser is not None:
             img = self.denoiser(img)
+        if style == "auto":
+            style = style_of(img.pixels)
+        self.last_style = style
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
-        model = self.model_for(native)
+        model = self.model_for(native, style)
         tile = self._tile_side(model, h, w, native)
         passes = 2 if img.alpha is not None else 1
-        per_pass = self.tiles_for(h, w, native)
+        per_pass = self.tiles_for(h, w, native, style)
         total = passes * per_pass
 
         def progress(offset: int) -> ProgressFn | None:
@@ -240,24 +264,26 @@ class Upscaler:
         """What automatic denoising read from the last image and what it did, or None."""
         if self.last_assessment is None:
             return None
-        return f"{self.last_assessment.describe()} -> {self.last_cleanup or 'upscaled as it is'}"
+        style = f" ({self.last_style})" if self.last_style is not None else ""
+        return f"{self.last_assessment.describe()}{style} -> {self.last_cleanup or 'upscaled as it is'}"
 
-    def clean(self, img: ImageData) -> ImageData:
+    def clean(self, img: ImageData, style: str = "photo") -> ImageData:
         """Automatic denoising of one image: assess it, and clean it (noise first, else JPEG
-        artifacts at the file's own quality) with the restorers of
-        :data:`kakudai.zoo.AUTO_RESTORERS`; a clean image comes back as it is."""
+        artifacts at the file's own quality) with the restorers for ``style``
+        (:func:`kakudai.zoo.auto_restorers`); a clean image comes back as it is."""
         from .infer.auto import assess
-        from .zoo import AUTO_RESTORERS
         from .infer.restore import Denoiser
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
         self.last_cleanup = None
         if not a.degraded:
             return img
-        if self._cleaner is None:
-            self._cleaner = Denoiser(noise_level="auto", models=AUTO_RESTORERS, tile=self.tile, tta=self.tta,
-                                     device=self.device, tile_budget=self.tile_budget)
-        img = self._cleaner(img, assessment=a)
-        self.last_cleanup = f"cleaned: {self._cleaner.description}"
+        cleaner = self._cleaners.get(style)
+        if cleaner is None:
+            cleaner = self._cleaners[style] = Denoiser(
+                noise_level="auto", models=auto_restorers(style), tile=self.tile, tta=self.tta,
+                device=self.device, tile_budget=self.tile_budget)
+        img = cleaner(img, assessment=a)
+        self.last_cleanup = f"cleaned: {cleaner.description}"
         return img
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
@@ -314,7 +340,7 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
             output: str | os.PathLike | None = None, format: str | None = None,
             quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             on_tile: ProgressFn | None = None, denoise: int | str | None = "auto", backend: str = "torch",
-            precision: str = "fp32") -> Any:
+            precision: str = "fp32", style: str = "auto") -> Any:
     """Upscale a PIL image, a numpy array or an image file; returns the same kind.
 
     * PIL image -> PIL image. Modes: L, LA, RGB, RGBA and 16-bit gray (``I;16``)
@@ -334,12 +360,14 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
     ``denoise``: ``"auto"`` (default) cleans JPEG-compressed or noisy images first, at the
     level read from each (see :class:`Upscaler`; the reading is :func:`assess`); 0-3
     removes JPEG noise first at waifu2x's levels (see :func:`denoise`); None does neither.
+    ``style``: ``"auto"`` (default) sends drawings to the illustration model where one
+    serves the scale; ``"photo"`` / ``"illustration"`` decide it (see :class:`Upscaler`).
     """
 
     if width is not None or height is not None:
         scale = None
     up = Upscaler(model, tile=tile, tta=tta, alpha=alpha, device=device, denoise=denoise,
-                  backend=backend, precision=precision)
+                  backend=backend, precision=precision, style=style)
     return _same_kind(image, lambda d: up(d, scale, width, height, on_tile=on_tile),
                       output=output, format=format, quality=quality, max_pixels=max_pixels)
 

@@ -333,7 +333,7 @@ def run_upscale(args: argparse.Namespace, processor: Callable[..., object] | Non
         else:
             make_processor = functools.partial(
                 Upscaler, args.model, tile=tile, tta=args.tta, alpha=args.alpha, device=args.device,
-                denoise=getattr(args, "denoise", None),
+                denoise=getattr(args, "denoise", None), style=getattr(args, "style", "photo"),
                 backend=getattr(args, "backend", "torch"), precision=getattr(args, "precision", "fp32"))
             up = make_processor()
             up.native_scales()
@@ -539,6 +539,9 @@ def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
                        help="auto (default): read each image's JPEG quality and noise level and send "
                             "degraded images to the model trained on real inputs; 0-3: remove JPEG "
                             "noise first at waifu2x's levels (0 = light ... 3 = strong); off: neither")
+        u.add_argument("--style", choices=["auto", "photo", "illustration"], default="auto",
+                       help="auto (default): drawings (flat colour, line art) go to the illustration "
+                            "model at the scales it ships, photos to the photo model; or decide it")
         u.add_argument("-v", "--verbose", action="store_true",
                        help="print what --denoise auto read from each image and the model it chose")
     u.add_argument("--model", default="default", help="model name or .safetensors file (default: default)")

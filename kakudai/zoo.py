@@ -28,7 +28,8 @@ from .checkpoint import WeightsError, for_inference, load_weights_file
 from .registry import create_model
 
 __all__ = ["TASKS", "Shipped", "Alias", "Resolved", "TaskMismatch", "ZOO", "ALIASES", "DEFAULT_RESTORERS",
-           "AUTO_RESTORERS", "WEIGHTS_DIR", "is_file", "entry", "shipped", "resolve", "load_model", "restorer_task"]
+           "AUTO_RESTORERS", "ILLUSTRATION_RESTORERS", "WEIGHTS_DIR", "is_file", "entry", "shipped",
+           "resolve", "load_model", "restorer_task", "for_style", "auto_restorers", "ILLUSTRATION_MODELS"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -102,11 +103,14 @@ class Shipped:
 @dataclass(frozen=True)
 class Alias:
     """A name for the best shipped model at each scale: ``target`` at the scales it
-    ships, ``other_scales`` (an arbitrary-scale model) at the rest."""
+    ships, ``other_scales`` (an arbitrary-scale model) at the rest. ``illustration``:
+    the model that serves drawn images instead (``style="illustration"``) at the
+    scales it ships; at other scales drawings go the photo way."""
 
     name: str
     target: str
     other_scales: str
+    illustration: str | None = None
 
 
 def _declare(*entries: Shipped) -> dict[str, Shipped]:
@@ -138,9 +142,11 @@ ZOO: dict[str, Shipped] = _declare(
 )
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
-    Alias("default", "ksr", other_scales="implicit"),
-    Alias("fast", "ksr-fast", other_scales="implicit-fast"),
+    Alias("default", "ksr", other_scales="implicit", illustration="art"),
+    Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art"),
 )}
+# The models aliases send drawings to (an upscaler named as one cleans like one).
+ILLUSTRATION_MODELS = frozenset(a.illustration for a in ALIASES.values() if a.illustration)
 # An alias whose arbitrary-scale model is not shipped falls back to this one, then to bicubic
 # (so the tool works before any weights exist).
 FALLBACK_ANY_SCALE = "implicit"
@@ -153,6 +159,31 @@ DEFAULT_RESTORERS = {"noise": "unet-noise", "jpeg": "unet-jpeg"}
 # training budget (docs/real-inputs.md); the fast U-Net keeps a 640x360 -> 1080p frame
 # near the flagship's own time.
 AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg"}
+
+
+# The same for drawings (``style="illustration"``), where shipped; else AUTO_RESTORERS.
+ILLUSTRATION_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"}
+
+
+def for_style(name: str, style: str, scale: "float | tuple[float, float] | None" = None) -> str:
+    """The name that serves ``style`` ("photo" or "illustration") in place of alias
+    ``name`` at ``scale``: the alias's illustration model when it ships that scale, else
+    ``name`` itself (also for every name that is not an alias)."""
+    alias = ALIASES.get(name)
+    if style == "illustration" and alias is not None and alias.illustration is not None:
+        e = ZOO.get(alias.illustration)
+        if e is not None and e.file(2.0 if scale is None else scale) is not None:
+            return e.name
+    return name
+
+
+def auto_restorers(style: str = "photo") -> dict[str, str]:
+    """The restorers automatic denoising uses for images of ``style``: those of
+    :data:`ILLUSTRATION_RESTORERS` that ship, for drawings; :data:`AUTO_RESTORERS` else."""
+    if style != "illustration":
+        return dict(AUTO_RESTORERS)
+    return {k: (v if (e := ZOO.get(v)) is not None and e.present() else AUTO_RESTORERS[k])
+            for k, v in ILLUSTRATION_RESTORERS.items()}
 
 
 class TaskMismatch(WeightsError):

@@ -1,0 +1,97 @@
+"""Photo or illustration: the flatness statistic, the automatic choice, and the routing of
+drawings to an alias's illustration model (kakudai.ops.estimate, kakudai.infer.auto,
+kakudai.zoo, kakudai.api.Upscaler)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kakudai
+from kakudai import zoo
+from kakudai.api import Upscaler
+from kakudai.checkpoint import save_model
+from kakudai.data.datasets import degrade_bicubic
+from kakudai.data.io import read_image_uint8
+from kakudai.infer.auto import DRAWN_MIN_FLAT, style_of
+from kakudai.ops.estimate import flat_fraction
+
+
+def test_flat_fraction_counts_flat_neighbourhoods() -> None:
+    img = np.zeros((40, 40, 3), np.uint8)
+    assert flat_fraction(img) == 1.0
+    img[:, 20:] = np.random.default_rng(0).integers(0, 256, (40, 20, 3))
+    # 3x3 windows: 38 columns of positions, those starting at 0..17 lie in the flat half.
+    assert flat_fraction(img) == pytest.approx(18 / 38)
+    ramp = np.tile(np.arange(40, dtype=np.uint8), (40, 1))  # one level per pixel: range 2 per window
+    assert flat_fraction(ramp) == 0.0 and flat_fraction(ramp, tolerance=2) == 1.0
+    assert flat_fraction(ramp.astype(np.uint16) * 257) == 0.0  # 16-bit in 8-bit units
+    one_channel = img.copy()
+    one_channel[:, :20, 2] = np.arange(20) * 10  # only blue varies: not flat
+    assert flat_fraction(one_channel) == 0.0
+    assert flat_fraction(np.zeros((2, 9), np.uint8)) == 0.0
+    assert flat_fraction(img.astype(np.float32) / 255) == flat_fraction(img)
+
+
+@pytest.mark.slow
+def test_style_of_benchmark_sets(bench_dir) -> None:
+    """Drawings read as illustrations and photos as photos, on LR images as users have
+    them (MATLAB bicubic x2 and x4; Set14 holds a slide screenshot, the flattest photo)."""
+    styles: dict[tuple[str, int], list[str]] = {}
+    for folder in ("Art10", "Set5", "Set14", "Kodak24"):
+        for p in sorted((bench_dir / folder).iterdir()):
+            hr = read_image_uint8(p, mode="RGB")
+            for s in (2, 4):
+                lr = degrade_bicubic(hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s], s)
+                styles.setdefault((folder, s), []).append(style_of(lr))
+    assert styles[("Art10", 2)].count("illustration") == 10
+    assert styles[("Art10", 4)].count("illustration") >= 9
+    for (folder, s), got in styles.items():
+        if folder != "Art10":
+            assert set(got) == {"photo"}, (folder, s)
+
+
+def test_style_of_small_and_large_images() -> None:
+    assert style_of(np.zeros((20, 20, 3), np.uint8)) == "photo"  # too small to read
+    rng = np.random.default_rng(1)
+    big = np.full((1500, 2000, 3), 255, np.uint8)  # a drawing: white page ...
+    big[700:800] = rng.integers(0, 256, (100, 2000, 3))  # ... with one textured band
+    assert flat_fraction(big) > DRAWN_MIN_FLAT and style_of(big) == "illustration"
+    assert style_of(rng.integers(0, 256, (1500, 2000, 3)).astype(np.uint8)) == "photo"
+
+
+@pytest.fixture
+def art_zoo(tmp_path, monkeypatch):
+    """A package whose default alias has a 1-channel photo model and a 3-channel
+    illustration model at x2 (tiny untrained networks)."""
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(zoo.ZOO, "art", zoo.Shipped("art", "ksr", scales=(2,)))
+    save_model(kakudai.create_model("ksr", scale=2, channels=1, width=4, blocks=1), tmp_path / "ksr_x2.safetensors")
+    save_model(kakudai.create_model("ksr", scale=2, channels=3, width=4, blocks=1), tmp_path / "art_x2.safetensors")
+    return tmp_path
+
+
+def test_drawings_go_to_the_illustration_model(art_zoo) -> None:
+    assert zoo.for_style("default", "illustration", 2) == "art"
+    assert zoo.for_style("default", "illustration", 3) == "default"  # art has no x3: the photo way
+    assert zoo.for_style("default", "photo", 2) == "default"
+    assert zoo.for_style("ksr", "illustration", 2) == "ksr"  # only aliases are rerouted
+    drawing = np.full((64, 64, 3), 200, np.uint8)
+    drawing[20:40, 10:50] = (30, 60, 220)
+    photo = np.random.default_rng(2).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    up = Upscaler("default", tile=None, style="auto")
+    assert up.on_array(drawing, 2).shape == (128, 128, 3) and up.last_style == "illustration"
+    assert up.model_for(2.0, "illustration").channels == 3
+    up.on_array(photo, 2)
+    assert up.last_style == "photo" and up.model_for(2.0, "photo").channels == 1
+    fixed = Upscaler("default", tile=None, style="photo")
+    fixed.on_array(drawing, 2)
+    assert fixed.last_style == "photo"
+    with pytest.raises(ValueError, match="style"):
+        Upscaler("default", style="anime")
+
+
+def test_illustration_restorers_fall_back_to_the_photo_ones(monkeypatch) -> None:
+    monkeypatch.setattr(zoo, "ILLUSTRATION_RESTORERS", {"noise": "unet-noise-fast", "jpeg": "no-such-model"})
+    assert zoo.auto_restorers("illustration") == zoo.AUTO_RESTORERS
+    assert zoo.auto_restorers("photo") == zoo.AUTO_RESTORERS
