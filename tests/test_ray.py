@@ -86,6 +86,21 @@ def test_without_ray_the_executor_is_a_one_line_error(tmp_path, mixed, capsys, m
     assert rc == 1 and lines == ["kakudai: error: --workers needs --executor ray"]
 
 
+def test_an_address_where_nothing_listens_is_a_one_line_error(tmp_path, mixed, capsys):
+    import socket
+
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()  # runs before the module's cluster starts
+    with socket.socket() as s:  # a free port, closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, lines = _run(capsys, "upscale", mixed, "-o", tmp_path / "out", "--executor", "ray",
+                     "--address", f"127.0.0.1:{port}")
+    assert rc == 1
+    assert lines[0] == f"kakudai: error: cannot join the Ray cluster at 127.0.0.1:{port} (Connection refused)"
+    assert not list((tmp_path / "out").iterdir())
+
+
 # Torch's float results depend on its thread count (summation order), which can show in the
 # last bit of a 16-bit output: each comparison runs both sides with one thread.
 @pytest.mark.slow

@@ -151,11 +151,43 @@ def _connect(address: str | None) -> bool:
 
     if ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster
         return False
+    # Ray's C++ core logs each failed connection attempt to the terminal; the outcome is ours to report.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    reason = _unreachable(address)
+    if reason:
+        raise ClusterError(f"cannot join the Ray cluster at {address} ({reason})")
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address is None:
-        kwargs["include_dashboard"] = False  # a throwaway local cluster needs no web UI
-    ray.init(address=address, **kwargs)
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        kwargs["include_dashboard"] = False  # when Ray starts a local cluster for this run, no web UI
+    try:
+        ray.init(address=address, **kwargs)
+    except Exception as e:  # noqa: BLE001  ConnectionError, ValueError, RuntimeError...: one line
+        where = address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+        raise ClusterError(f"cannot join the Ray cluster at {where} ({_first_line(e)})") from None
     return True
+
+
+def _unreachable(address: str | None, timeout: float = 10.0) -> str | None:
+    """Why nothing answers at a HOST:PORT address (None: something does, or it is not HOST:PORT).
+
+    Ray retries a connection refused for many minutes; a mistyped address should fail at once.
+    """
+    import socket
+
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except ValueError:
+        return f"{port!r} is not a port number"
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be joined (the message is the one line to print)."""
 
 
 def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[], Any],
@@ -198,7 +230,11 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                 else:
                     todo.append(job)
             if todo:
-                started = _connect(args.address)
+                try:
+                    started = _connect(args.address)
+                except ClusterError as e:
+                    _say(f"kakudai: error: {e}")
+                    return 1
                 # ray.init installs its own SIGTERM handler (exit without cleanup), and an exception
                 # raised by a handler inside Ray's calls comes out as SystemError: so from here SIGTERM
                 # is only noted, and the waiting loop raises Terminated.
