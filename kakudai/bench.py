@@ -171,7 +171,7 @@ def load_for_bench(name: str, scale: float) -> tuple[nn.Module, str]:
     from .zoo import ALIASES, ZOO, is_file, load_model, resolve
 
     if is_file(name):
-        return load_model(name, scale), str(name)
+        return load_model(name, scale, task="upscale"), str(name)
     if name.endswith("+shrink"):  # the integer-then-shrink baseline that arbitrary-scale models must beat
         return load_model(name, scale, task="upscale"), "shipped, then MATLAB bicubic shrink"
     real = name  # an architecture with no shipped weights under its name: random weights

@@ -307,6 +307,9 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: "float | tupl
                                  name=str(name_or_path)).eval()
     if is_file(name_or_path):
         model = load_weights_file(name_or_path)
+        if task == "upscale" and getattr(model, "level_map", False):  # a file has no zoo entry to ask
+            raise TaskMismatch(f"{name_or_path}: a restorer (it takes a noise or JPEG level), not an upscaler "
+                               "(clean with it by kakudai denoise --model FILE)")
     else:
         r = resolve(str(name_or_path), scale, task)
         if r.name == "bicubic":

@@ -145,6 +145,12 @@ def test_cli_upscale_eval_compare_bench_refuse_a_restorer(name, image, tmp_path,
     assert main(["bench", "--model", name, "--peak", "quick", "--repeat", "1", "--warmup", "0",
                  "--size", "16x16"]) == 1
     _one_line_error(capsys, name)
+    path = str(ZOO[name].path())  # the file itself, by path: refused just as well
+    assert main(["upscale", str(image), "-o", str(out), "--model", path]) == 1
+    _one_line_error(capsys, path, "a restorer")
+    assert main(["eval", "--model", path, "--scale", "2", str(image.parent)]) == 1
+    _one_line_error(capsys, path, "a restorer")
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not ZOO["unet-noise"].present(), reason="unet-noise not shipped")
