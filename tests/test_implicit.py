@@ -235,6 +235,7 @@ def _shipped_config_args() -> dict:
 
 @pytest.mark.parametrize("base", ["bicubic", "integer"])
 @pytest.mark.parametrize("scale", [1.0, 1.1, 1.5, 2, 2.5, 3, 4, 6, 8])
+@pytest.mark.slow
 def test_decoder_cost_within_budget(scale, base) -> None:
     torch.manual_seed(0)
     model = kakudai.create_model("implicit", **{**_shipped_config_args(), "base": base}).eval()
@@ -277,9 +278,14 @@ def test_encoder_takes_a_trained_ksr_body(tmp_path) -> None:
 # (64/37, 2.5): a target height of 64 rows for 37 input rows has no usable step
 # (q = 37), so rows stay whole while columns are still cut.
 @pytest.mark.parametrize("scale", [2.5, 1.5, 4 / 3, 13 / 6, (1.7, 2.25), (64 / 37, 2.5)])
-@pytest.mark.parametrize("kind", [{"ensemble": False}, {"ensemble": True}, {"decoder": "basis"},
-                                  {"decoder": "basis", "taps": 4}, {"decoder": "basis", "wide_taps": 4},
-                                  {"decoder": "basis", "base": "integer"}])
+@pytest.mark.parametrize("kind", [
+    {"ensemble": False},
+    pytest.param({"ensemble": True}, marks=pytest.mark.slow),
+    pytest.param({"decoder": "basis"}, marks=pytest.mark.slow),
+    pytest.param({"decoder": "basis", "taps": 4}, marks=pytest.mark.slow),
+    pytest.param({"decoder": "basis", "wide_taps": 4}, marks=pytest.mark.slow),
+    {"decoder": "basis", "base": "integer"},  # the shipped design
+])
 def test_tiled_equals_whole_at_non_integer_scales(scale, kind) -> None:
     m = tiny(**kind)
     x = torch.rand(1, 3, 37, 29)
@@ -469,6 +475,7 @@ def test_continuous_scale_patches(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("loss", ["l1", "log_l1"])
+@pytest.mark.slow
 def test_continuous_scale_training_reduces_the_loss(loss: str, tmp_path) -> None:
     from kakudai.train.trainer import Trainer
     data = write_tiny_dataset(tmp_path)

@@ -207,6 +207,7 @@ def test_macs_per_pixel_known_architectures() -> None:
     assert count_params(srcnn) == 57281  # the published "57K"
 
 
+@pytest.mark.slow
 def test_models_overview_covers_every_model() -> None:
     records = {r["name"]: r for r in models_overview()}
     # Every shipped model (restorers too, with their task), then every architecture.
@@ -233,6 +234,7 @@ def test_layer_table_totals() -> None:
     assert f"({unused:,} in layers not run at x3)" in text
 
 
+@pytest.mark.slow
 def test_cli_models(capsys) -> None:
     from kakudai.cli import main
 
