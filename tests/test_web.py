@@ -23,7 +23,8 @@ from starlette.testclient import TestClient  # noqa: E402
 
 import kakudai  # noqa: E402
 from kakudai.web.jobs import Rendered, render_png  # noqa: E402
-from kakudai.web.options import ApiFeatures, WebConfig, api_features, parse_request, model_choices  # noqa: E402
+from kakudai.web.options import (ApiError, ApiFeatures, WebConfig, api_features, model_choices,  # noqa: E402
+                                 parse_request)
 from kakudai.web.server import create_app  # noqa: E402
 
 BASE = "http://127.0.0.1"
@@ -251,11 +252,16 @@ def test_features_follow_the_api_signature():
     assert feats == ApiFeatures(denoise=True, target_size="size", progress="progress")
     cfg = WebConfig()
     req = parse_request({"model": "bicubic", "width": "300", "denoise": "2"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "bicubic", "size": (300, None), "denoise": 2}
+    assert req.api_kwargs(feats) == {"model": "bicubic", "size": (300, None), "denoise": 2, "style": "auto"}
     req = parse_request({"model": "default", "scale": "2.5"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.5, "denoise": "auto"}  # the default
-    req = parse_request({"model": "default", "scale": "2", "denoise": "none"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.0, "denoise": None}  # off, said explicitly
+    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.5, "denoise": "auto",
+                                     "style": "auto"}  # the defaults
+    req = parse_request({"model": "default", "scale": "2", "denoise": "none", "style": "Illustration"}, cfg,
+                        feats, model_choices())
+    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.0, "denoise": None,  # off, said explicitly
+                                     "style": "illustration"}
+    with pytest.raises(ApiError, match="style"):
+        parse_request({"model": "default", "style": "anime"}, cfg, feats, model_choices())
 
 
 # ---------------------------------------------------------------------- jobs, queue, limits on work

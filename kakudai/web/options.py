@@ -24,6 +24,7 @@ __all__ = ["ApiError", "WebConfig", "ApiFeatures", "ModelChoice", "UpscaleReques
 
 # waifu2x's noise levels (0 = light JPEG cleanup ... 3 = strong); "none" = off.
 DENOISE_LEVELS = (0, 1, 2, 3)
+STYLE_CHOICES = ("auto", "photo", "illustration")  # kakudai.api.upscale(style=...)
 SCALE_PRESETS = (2.0, 3.0, 4.0)
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
         "GIF": "image/gif", "TIFF": "image/tiff"}
@@ -161,6 +162,7 @@ class UpscaleRequest:
     scale: float | None = None
     size: tuple[int | None, int | None] | None = None  # target (width, height); one may be None
     denoise: int | str | None = "auto"  # "auto": as the CLI's default; None: no noise reduction
+    style: str = "auto"  # photo / illustration / auto: as the CLI's --style
 
     def api_kwargs(self, features: ApiFeatures) -> dict[str, Any]:
         """Keyword arguments for :func:`kakudai.upscale` (image, tile, progress excluded)."""
@@ -174,6 +176,7 @@ class UpscaleRequest:
             kw["scale"] = self.scale
         if self.denoise is not None or features.denoise:
             kw["denoise"] = self.denoise
+        kw["style"] = self.style
         return kw
 
 
@@ -200,7 +203,7 @@ def _positive_int(text: str, name: str) -> int | None:
 
 def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures,
                   choices: list[ModelChoice]) -> UpscaleRequest:
-    """Validate the text fields ``model``, ``scale``, ``width``, ``height``, ``denoise``."""
+    """Validate the text fields ``model``, ``scale``, ``width``, ``height``, ``denoise``, ``style``."""
     model = _field(form, "model") or "default"
     by_name = {c.name: c for c in choices}
     if model not in by_name:  # also keeps file-system paths out of load_model
@@ -220,6 +223,10 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
         if not features.denoise:
             raise ApiError(400, "noise reduction (denoise) is not available in this version of kakudai")
 
+    style = _field(form, "style").lower() or "auto"
+    if style not in STYLE_CHOICES:
+        raise ApiError(400, f"style must be one of {', '.join(STYLE_CHOICES)}, got {style[:20]!r}")
+
     width, height = _positive_int(_field(form, "width"), "width"), _positive_int(_field(form, "height"), "height")
     scale_text = _field(form, "scale")
     if width is not None or height is not None:
@@ -227,7 +234,7 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
             raise ApiError(400, "give either scale or a target width/height, not both")
         if features.target_size is None:
             raise ApiError(400, "a target size is not available in this version of kakudai; give a scale")
-        return UpscaleRequest(model, size=(width, height), denoise=denoise)
+        return UpscaleRequest(model, size=(width, height), denoise=denoise, style=style)
 
     try:
         scale = float(scale_text or "2")
@@ -235,7 +242,7 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
         raise ApiError(400, f"scale must be a number, got {scale_text[:20]!r}") from None
     if not math.isfinite(scale) or not cfg.min_scale <= scale <= cfg.max_scale:
         raise ApiError(400, f"scale must be between {cfg.min_scale:g} and {cfg.max_scale:g}, got {scale_text[:20]}")
-    return UpscaleRequest(model, scale=scale, denoise=denoise)
+    return UpscaleRequest(model, scale=scale, denoise=denoise, style=style)
 
 
 def check_image_header(data: bytes, cfg: WebConfig) -> tuple[str, int, int]:

@@ -286,6 +286,7 @@ async function start() {
     if ($("height").value) form.append("height", $("height").value);
   } else form.append("scale", String(plan.scale));
   form.append("denoise", $("denoise").value);
+  form.append("style", $("style").value);
   const t0 = performance.now();
   try {
     setProgress("Uploading… 0%", 0);
