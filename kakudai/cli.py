@@ -308,7 +308,8 @@ def _parse_wh(text: str) -> tuple[int, int]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import format_footer, format_header, format_row, format_row_header, retain_freed_memory, run_bench
+    from .bench import (DEFAULT_MODELS, format_footer, format_header, format_row, format_row_header,
+                        retain_freed_memory, run_bench)
     from .checkpoint import WeightsError
     from .infer.export import ExportError
 
@@ -331,7 +332,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(format_row(r), flush=True)
 
     try:
-        report = run_bench(args.model or ("bicubic", "ksr", "ksr-fast"), scale=args.scale, size=size,
+        report = run_bench(args.model or DEFAULT_MODELS, scale=args.scale, size=size,
                            repeat=args.repeat, warmup=args.warmup, backend=args.backend,
                            precision=args.precision, memory_format=args.memory_format,
                            compile=args.compile, tta=args.tta, threads=args.threads,

@@ -70,6 +70,14 @@ def test_ship_a_multiscale_rgb_ksr_at_two_of_its_scales(bench, weights_dir, tmp_
         assert card["speed"][0]["seconds"] > 0 and card["lineage"] == ["configs/art_ksr.toml"]
     assert zoo.load_model("tiny-art", 4).scale == 4
     assert zoo.resolve("tiny-art", 3).path is None  # not declared at x3: not shipped
+    # Re-shipped on a busy machine: the speed rows of the card it replaces are kept.
+    again = ship("tiny-art", w, ["configs/art_ksr.toml"], sets=["Set5"], bench_dir=bench, out_dir=weights_dir,
+                 speed="keep")
+    assert [read_card(p)["speed"] for p in again] == [c["speed"] for c in cards]
+    other = save_model(kakudai.create_model("ksr", scale=[2, 4], channels=3, width=4, blocks=1),
+                       tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a card of the same architecture"):
+        ship("tiny-art", other, ["configs/art_ksr.toml"], bench_dir=bench, out_dir=weights_dir, speed="keep")
 
 
 def test_ship_an_arbitrary_scale_model_beside_its_reference(bench, weights_dir, tmp_path):

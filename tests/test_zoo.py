@@ -48,6 +48,17 @@ def test_references_between_declarations() -> None:
         assert ZOO[a.other_scales].any_scale
 
 
+def test_only_the_zoo_knows_where_shipped_weights_live() -> None:
+    # One place for each fact: the weights folder and the file naming are the zoo's
+    # (the card and ship modules write there through it); everything else asks zoo.resolve.
+    package = Path(kakudai.__file__).parent
+    for f in sorted(package.rglob("*.py")):
+        if f.name in ("zoo.py", "cards.py", "ship.py"):
+            continue
+        text = f.read_text()
+        assert "WEIGHTS_DIR" not in text and '/ "weights"' not in text, f
+
+
 def test_declaration_errors() -> None:
     with pytest.raises(ValueError, match="task"):
         Shipped("x", "ksr", task="sharpen")
