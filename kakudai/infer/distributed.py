@@ -246,6 +246,9 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                 pool = [actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
                         for _ in range(n)]
                 running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (actor, job)
+                # A worker that died is restarted by Ray; it gets no job until it answers ready().
+                warming: dict[Any, Any] = {}  # ready ref -> actor
+                retry: list[tuple[float, Any, int]] = []  # (when, actor, attempts) for ready()
                 queue = list(reversed(todo))
                 idle = list(pool)
                 try:
@@ -253,14 +256,35 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                         while idle and queue:
                             a, job = idle.pop(), queue.pop()
                             running[a.run.remote(job)] = (a, job)
-                        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+                        now = time.monotonic()
+                        for item in [r for r in retry if r[0] <= now]:
+                            retry.remove(item)
+                            warming[item[1].ready.remote()] = (item[1], item[2])
+                        if not (running or warming or retry or idle):
+                            error("ray", "no Ray worker is left (they kept failing to restart)")
+                            return 1
+                        refs = list(running) + list(warming)
+                        ready = ray.wait(refs, num_returns=1, timeout=0.25)[0] if refs else time.sleep(0.25)
                         if term:
                             raise Terminated(term[0])
                         if not ready:
                             continue
+                        if ready[0] in warming:
+                            a, attempts = warming.pop(ready[0])
+                            try:
+                                ray.get(ready[0])
+                                idle.append(a)
+                            except ray.exceptions.RayActorError:  # still restarting: ask again soon
+                                if attempts < 300:
+                                    retry.append((time.monotonic() + 1.0, a, attempts + 1))
+                            continue
                         a, job = running.pop(ready[0])
-                        idle.append(a)
                         status = _collect(ready[0], job, error, _say)
+                        if status == "crashed":  # only this file fails; the worker comes back
+                            status = "failed"
+                            retry.append((time.monotonic(), a, 0))
+                        else:
+                            idle.append(a)
                         if status == "abort":  # the model cannot run anywhere: as a local weights error
                             queue.clear()
                             for r in running:
@@ -300,14 +324,16 @@ def _sigterm_noted() -> Iterator[list[int]]:
 
 
 def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
-    """A finished job's status, its captured lines printed; a dead worker fails only its file."""
+    """A finished job's status, its captured lines printed; 'crashed' if its worker died."""
     import ray
 
     try:
         status, lines = ray.get(ref)
     except ray.exceptions.RayActorError as e:
-        error(job.src, f"the Ray worker processing it died ({_first_line(e)})")
-        return "failed"
+        # Ray's own message runs to several sentences; where to look is what helps.
+        error(job.src, f"the Ray worker processing it died (killed, out of memory or crashed: "
+                       f"see the Ray logs; {type(e).__name__})")
+        return "crashed"
     except ray.exceptions.RayError as e:
         error(job.src, _first_line(e))
         return "failed"
@@ -330,6 +356,7 @@ def _stop(pool: list, running: dict, settle: Callable[[str], None], error: Calla
                 break
             _, job = running.pop(ready[0])
             status = _collect(ready[0], job, error, say)
+            status = "failed" if status == "crashed" else status
             if status != "interrupted":  # it finished before the stop reached it
                 settle(status)
     except (KeyboardInterrupt, Exception):  # noqa: BLE001  a second Ctrl-C: stop waiting
