@@ -153,10 +153,20 @@ class Upscaler:
         self.last_cleanup: str | None = None
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
-        if denoise is not None and not self.auto:
+        self._fixed: dict[str, Any] = {}  # fixed-level JPEG cleanup by style
+        self._level = denoise
+        if denoise is not None and not self.auto:  # loaded now: missing weights fail early
+            self.denoiser = self._fixed_denoiser("illustration" if self.style == "illustration" else "photo")
+
+    def _fixed_denoiser(self, style: str):
+        """The JPEG cleanup at the fixed level 0-3 for images of ``style`` (loaded once)."""
+        if style not in self._fixed:
             from .infer.restore import Denoiser
-            self.denoiser = Denoiser(noise_level=denoise, tile=tile, tta=tta, device=device,
-                                     tile_budget=tile_budget)
+            self._fixed[style] = Denoiser(
+                noise_level=self._level,
+                model=auto_restorers(style)["jpeg"] if style == "illustration" else None,
+                tile=self.tile, tta=self.tta, device=self.device, tile_budget=self.tile_budget)
+        return self._fixed[style]
 
     # ----------------------------------------------------------------- models
     def native_scales(self) -> list[float] | None:
@@ -221,17 +231,14 @@ class Upscaler:
         total)`` counts tiles over the colour and alpha passes.
         """
         style = self.style
-        if self.auto:
-            original, img = img, self.clean(img, "photo" if style == "auto" else style)
-            if style == "auto":
-                style = style_of(img.pixels)
-                if (style == "illustration" and self.last_cleanup is not None
-                        and auto_restorers(style) != auto_restorers("photo")):
-                    img = self.clean(original, style)  # again, with the restorers for drawings
-        if self.denoiser is not None:
-            img = self.denoiser(img)
+        original, img = img, self._cleanup(img, "photo" if style == "auto" else style)
         if style == "auto":
+            # Read on the cleaned image (JPEG ringing hides flat fills); a drawing that was
+            # cleaned the photo way is cleaned again from the original, the drawing way.
             style = style_of(img.pixels)
+            if (style == "illustration" and img is not original
+                    and auto_restorers(style) != auto_restorers("photo")):
+                img = self._cleanup(original, style)
         self.last_style = style
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
@@ -266,6 +273,14 @@ class Upscaler:
             return None
         style = f" ({self.last_style})" if self.last_style is not None else ""
         return f"{self.last_assessment.describe()}{style} -> {self.last_cleanup or 'upscaled as it is'}"
+
+    def _cleanup(self, img: ImageData, style: str) -> ImageData:
+        """Whatever cleaning ``denoise`` asks for, with the restorers for ``style``."""
+        if self.auto:
+            return self.clean(img, style)
+        if self.denoiser is not None:
+            return self._fixed_denoiser(style)(img)
+        return img
 
     def clean(self, img: ImageData, style: str = "photo") -> ImageData:
         """Automatic denoising of one image: assess it, and clean it (noise first, else JPEG

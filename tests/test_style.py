@@ -5,6 +5,7 @@ kakudai.zoo, kakudai.api.Upscaler)."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 import kakudai
@@ -95,3 +96,30 @@ def test_illustration_restorers_fall_back_to_the_photo_ones(monkeypatch) -> None
     monkeypatch.setattr(zoo, "ILLUSTRATION_RESTORERS", {"noise": "unet-noise-fast", "jpeg": "no-such-model"})
     assert zoo.auto_restorers("illustration") == zoo.AUTO_RESTORERS
     assert zoo.auto_restorers("photo") == zoo.AUTO_RESTORERS
+
+
+def test_drawings_are_cleaned_with_the_restorer_for_drawings(art_zoo, monkeypatch) -> None:
+    """Automatic and fixed-level JPEG cleanup both use the illustration restorer for
+    drawings (cleaned again from the original when first read as a photo)."""
+    monkeypatch.setitem(zoo.ZOO, "unet-jpeg-art", zoo.Shipped("unet-jpeg-art", "unet", task="denoise-jpeg"))
+    nets = {}
+    for name in ("unet-jpeg", "unet-jpeg-art"):
+        nets[name] = kakudai.create_model("unet", scale=1, channels=3, widths=(4, 8, 8), blocks=1, level_map=True)
+        with torch.no_grad():  # an identity (the residual is zero): the drawing stays a drawing
+            nets[name].tail.weight.zero_()
+        save_model(nets[name], art_zoo / f"{name}.safetensors")
+    assert zoo.auto_restorers("illustration")["jpeg"] == "unet-jpeg-art"
+    drawing = np.full((64, 64, 3), 200, np.uint8)
+    drawing[20:40, 10:50] = (30, 60, 220)
+
+    def used(cleaner) -> str:
+        net = cleaner._nets["jpeg"]
+        w = next(net.parameters())
+        return next(n for n, ref in nets.items() if torch.equal(next(ref.parameters()), w))
+
+    fixed = Upscaler("default", tile=None, denoise=1, style="auto")
+    fixed.on_array(drawing, 2)
+    assert fixed.last_style == "illustration" and used(fixed._fixed["illustration"]) == "unet-jpeg-art"
+    assert used(fixed._fixed["photo"]) == "unet-jpeg"  # the first, photo-way pass
+    art = Upscaler("art", tile=None, denoise=1)  # the illustration model named: its restorer from the start
+    assert list(art._fixed) == ["illustration"]
