@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
 from .infer.tiling import auto_tile_size, tile_count
+from .ops.alpha import fill_transparent
 from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
@@ -253,7 +254,9 @@ class Upscaler:
                 return None
             return lambda n, _t: on_tile(offset + n, total)
 
-        pixels = self._plane(model, img.pixels, native, tile, (oh, ow), progress(0))
+        # Hidden colour under transparent pixels would leak into the visible edges.
+        colour = img.pixels if img.alpha is None else fill_transparent(img.pixels, img.alpha)
+        pixels = self._plane(model, colour, native, tile, (oh, ow), progress(0))
         alpha = None
         if img.alpha is not None:
             amodel = model if self.alpha == "model" else create_model("bicubic", scale=native)
