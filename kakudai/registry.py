@@ -1,48 +1,9 @@
-"""A tiny explicit model registry: ``register`` / ``create_model`` / ``list_models``.
+"""The model registry's public face: ``register`` / ``create_model`` / ``list_models``.
 
-Each model family registers its factory by name in its own module; the
-registry never scans folders and never dispatches on strings elsewhere.
+The table itself is :mod:`kakudai.models.registry`; importing it imports the
+package :mod:`kakudai.models`, which registers every family.
 """
 
-from __future__ import annotations
+from .models.registry import create_model, list_models, register
 
-from typing import Any, Callable
-
-import torch.nn as nn
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a model factory (class or function) under ``name``."""
-
-    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model. The result remembers ``arch`` and ``arch_args``
-    so that :mod:`kakudai.checkpoint` can save a self-describing file."""
-    _ensure_models_imported()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    model = _REGISTRY[name](**kwargs)
-    model.arch = name  # type: ignore[assignment]
-    model.arch_args = dict(kwargs)  # type: ignore[assignment]
-    return model
-
-
-def list_models() -> list[str]:
-    """Names of all registered architectures, sorted."""
-    _ensure_models_imported()
-    return sorted(_REGISTRY)
-
-
-def _ensure_models_imported() -> None:
-    # Importing the package registers every family (explicit list in models/__init__).
-    import kakudai.models  # noqa: F401
+__all__ = ["register", "create_model", "list_models"]

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..ops.resize import imresize_torch
-from ..registry import register
+from .registry import register
 
 
 @register("bicubic")

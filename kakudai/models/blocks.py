@@ -142,7 +142,7 @@ def gray_from_rgb(model: nn.Module, first: str, last: str) -> nn.Module:
     (DnCNN ships separate gray and colour models too). ``model`` must come from
     ``create_model`` with ``channels == 3``.
     """
-    from ..registry import create_model
+    from .registry import create_model
     if int(getattr(model, "channels", 0)) != 3:
         raise ValueError("gray_from_rgb needs an RGB (3-channel) model")
     gray = create_model(model.arch, **dict(model.arch_args, channels=1))
@@ -184,7 +184,7 @@ def deepened(model: nn.Module, blocks: int) -> nn.Module:
     gradient at once). Growing a trained network this way adds capacity
     without giving up what it learned (Net2Net's "deeper" operator).
     """
-    from ..registry import create_model
+    from .registry import create_model
     if "blocks" not in getattr(model, "arch_args", {}):
         raise ValueError(f"a {getattr(model, 'arch', type(model).__name__)} model has no 'blocks' argument")
     if blocks < int(model.arch_args["blocks"]):

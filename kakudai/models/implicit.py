@@ -61,7 +61,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops.resize import contributions, imresize_torch, output_size
-from ..registry import register
+from .registry import register
 from .blocks import ResBlock
 
 __all__ = ["Implicit", "Latent", "sample_positions", "decoder_macs_per_pixel"]

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import register
+from .registry import register
 from .blocks import ResBlock, icnr_
 
 
@@ -71,7 +71,7 @@ class KSR(nn.Module):
 
     def for_scale(self, scale: int) -> "KSR":
         """A single-scale copy with this model's body and the tail for ``scale``."""
-        from ..registry import create_model
+        from .registry import create_model
         args = dict(getattr(self, "arch_args", {}))
         args["scale"] = int(scale)
         m = create_model(getattr(self, "arch", "ksr"), **args)
@@ -106,7 +106,7 @@ def rgb_from_luma(model: KSR, scales: Sequence[int] | None = None) -> KSR:
     ``scales``: the tails to keep (default: all of ``model``'s).
     """
     from ..ops.color import RGB2YCBCR
-    from ..registry import create_model
+    from .registry import create_model
     if model.channels != 1:
         raise ValueError(f"expected a Y-only (1-channel) model, got {model.channels} channels")
     keep = tuple(model.scales if scales is None else (int(s) for s in scales))

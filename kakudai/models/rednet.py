@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import register
+from .registry import register
 from .blocks import gray_from_rgb
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import register
+from .registry import register
 from .blocks import ResBlock, gray_from_rgb
 
 
