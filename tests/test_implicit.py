@@ -279,12 +279,12 @@ def test_encoder_takes_a_trained_ksr_body(tmp_path) -> None:
 # (q = 37), so rows stay whole while columns are still cut.
 @pytest.mark.parametrize("scale", [2.5, 1.5, 4 / 3, 13 / 6, (1.7, 2.25), (64 / 37, 2.5)])
 @pytest.mark.parametrize("kind", [
-    {"ensemble": False},
+    pytest.param({"ensemble": False}, marks=pytest.mark.slow),
     pytest.param({"ensemble": True}, marks=pytest.mark.slow),
     pytest.param({"decoder": "basis"}, marks=pytest.mark.slow),
     pytest.param({"decoder": "basis", "taps": 4}, marks=pytest.mark.slow),
     pytest.param({"decoder": "basis", "wide_taps": 4}, marks=pytest.mark.slow),
-    {"decoder": "basis", "base": "integer"},  # the shipped design
+    {"decoder": "basis", "base": "integer"},  # the shipped design, also in the fast lane
 ])
 def test_tiled_equals_whole_at_non_integer_scales(scale, kind) -> None:
     m = tiny(**kind)

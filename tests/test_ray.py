@@ -152,6 +152,7 @@ def test_denoise_same_bytes_as_local(tmp_path, mixed, capsys, cluster):
     assert "photo.png" in outputs and outputs == _files(tmp_path / "local")
 
 
+@pytest.mark.slow
 def test_an_unloadable_model_stops_the_run_once(tmp_path, mixed, capsys, cluster):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not weights")
