@@ -7,7 +7,7 @@ hands every other job, one image or video file each, to a pool of Ray actors.
 Each actor builds the processor once (the same ``Upscaler`` or ``Denoiser``
 the local run builds, weights loaded at start) with its own number of torch
 threads, and runs the local per-file code path,
-:func:`kakudai.cli_upscale._run_job`, on one job at a time: the same read,
+:func:`kakudai.cli_jobs._run_job`, on one job at a time: the same read,
 tiling, atomic write (hidden temporary file, renamed when complete), skip
 check and one-line errors. What that path prints is captured in the actor
 and printed by the driver, so the terminal shows one progress bar for the
@@ -81,7 +81,7 @@ class _Worker:
         from PIL import Image
 
         from ..bench import retain_freed_memory
-        from ..cli_upscale import _video_backend
+        from ..cli_jobs import _video_backend
 
         torch.set_num_threads(threads)
         retain_freed_memory()  # as the local CLI does (docs/speed.md)
@@ -108,7 +108,7 @@ class _Worker:
 
     def run(self, job: Any) -> tuple[str, list[str]]:
         """(status, printed lines) for one job; status as ``_run_job``'s, or 'interrupted'."""
-        from ..cli_upscale import _run_job
+        from ..cli_jobs import _run_job
 
         if self.init_error is not None:
             return "abort", [f"kakudai: error: {self.init_error}"]
@@ -203,7 +203,7 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
     import ray
     from tqdm import tqdm
 
-    from ..cli_upscale import Terminated, _run_job, _say, _sigterm_raises, error, summary_line
+    from ..cli_jobs import Terminated, _run_job, _say, _sigterm_raises, error, summary_line
 
     threads = args.threads_per_worker or 1
     opts = {k: v for k, v in vars(args).items() if k != "func"}
