@@ -50,6 +50,17 @@ IDS = [f"{n}-{'ms' if isinstance(a.get('scale'), list) else 'x' + str(a.get('sca
        for n, a, s in CASES]
 
 
+def _first_per_model(cases: list[tuple[str, dict, int]]) -> list:
+    """``cases`` with all but the first per model and kind (one scale or several)
+    marked slow: what a test checks does not depend on the scale."""
+    seen, out = set(), []
+    for n, a, s in cases:
+        key = (n, isinstance(a.get("scale"), list))
+        out.append((n, a, s) if key not in seen else pytest.param(n, a, s, marks=pytest.mark.slow))
+        seen.add(key)
+    return out
+
+
 @pytest.mark.parametrize("name,args,scale", CASES, ids=IDS)
 def test_forward_shape(name: str, args: dict, scale: int) -> None:
     model = _build(name, **args)
@@ -65,7 +76,7 @@ def test_forward_shape(name: str, args: dict, scale: int) -> None:
     assert isinstance(getattr(model, "pre_upsampled", None), bool)
 
 
-@pytest.mark.parametrize("name,args,scale", CASES, ids=IDS)
+@pytest.mark.parametrize("name,args,scale", _first_per_model(CASES), ids=IDS)
 def test_save_load_round_trip(name: str, args: dict, scale: int, tmp_path) -> None:
     model = _build(name, **args)
     # Move weights away from their initial values so a load that silently
