@@ -151,8 +151,6 @@ def _connect(address: str | None) -> bool:
 
     if ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster
         return False
-    # Ray's C++ core logs each failed connection attempt to the terminal; the outcome is ours to report.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     reason = _unreachable(address)
     if reason:
         raise ClusterError(f"cannot join the Ray cluster at {address} ({reason})")
@@ -241,13 +239,13 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                 term = stack.enter_context(_sigterm_noted())
                 cpus = int(ray.cluster_resources().get("CPU", 1))
                 n = min(args.workers or max(1, cpus // threads), len(todo))
-                bar.set_postfix_str(f"{n} workers x {threads} threads", refresh=False)
+                bar.set_postfix_str(f"{n} workers x {threads} thread{'s' if threads > 1 else ''}", refresh=False)
                 actor = ray.remote(_Worker).options(num_cpus=threads, max_concurrency=2, max_restarts=-1)
                 pool = [actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
                         for _ in range(n)]
                 running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (actor, job)
                 # A worker that died is restarted by Ray; it gets no job until it answers ready().
-                warming: dict[Any, Any] = {}  # ready ref -> actor
+                warming: dict[Any, tuple[Any, int]] = {}  # ready ref -> (actor, attempts)
                 retry: list[tuple[float, Any, int]] = []  # (when, actor, attempts) for ready()
                 queue = list(reversed(todo))
                 idle = list(pool)
