@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from kakudai.cli import main
-from kakudai.data.io import ImageData, write_image
+from kakudai.data.io import ImageData, read_image, write_image
 
 
 def _smooth(rng, h: int, w: int, c: int) -> np.ndarray:
@@ -118,6 +118,7 @@ def test_same_bytes_errors_summary_and_exit_code_as_local(tmp_path, mixed, capsy
     assert outputs == _files(tmp_path / "local")  # byte for byte, metadata and bit depth included
     with Image.open(tmp_path / "ray" / "rgba.png") as im:
         assert im.mode == "RGBA" and im.size == (112, 80)
+    assert read_image(tmp_path / "ray" / "deep16.png").pixels.dtype == np.uint16
 
 
 @pytest.mark.slow
@@ -152,8 +153,9 @@ def test_denoise_same_bytes_as_local(tmp_path, mixed, capsys, cluster):
     assert "photo.png" in outputs and outputs == _files(tmp_path / "local")
 
 
-@pytest.mark.slow
-def test_an_unloadable_model_stops_the_run_once(tmp_path, mixed, capsys, cluster):
+def test_an_unloadable_model_stops_the_run_once(tmp_path, mixed, capsys):
+    """The weights are loaded once by the command before any cluster starts: one line, exit 1."""
+    pytest.importorskip("ray")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not weights")
     rc, lines = _run(capsys, "upscale", mixed, "-o", tmp_path / "out", "--model", bad, "--executor", "ray")
