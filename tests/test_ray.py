@@ -170,7 +170,7 @@ def test_a_stopped_worker_leaves_no_partial_output(tmp_path):
 
     from kakudai.api import Upscaler
     from kakudai.cli import build_parser
-    from kakudai.cli_upscale import Job
+    from kakudai.cli_jobs import Job
     from kakudai.infer.distributed import _Worker
 
     rng = np.random.default_rng(1)
