@@ -241,56 +241,31 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                 n = min(args.workers or max(1, cpus // threads), len(todo))
                 bar.set_postfix_str(f"{n} workers x {threads} thread{'s' if threads > 1 else ''}", refresh=False)
                 actor = ray.remote(_Worker).options(num_cpus=threads, max_concurrency=2, max_restarts=-1)
-                pool = [actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
-                        for _ in range(n)]
-                running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (actor, job)
-                # A worker that died is restarted by Ray; it gets no job until it answers ready().
-                warming: dict[Any, tuple[Any, int]] = {}  # ready ref -> (actor, attempts)
-                retry: list[tuple[float, Any, int]] = []  # (when, actor, attempts) for ready()
+                pool = _Pool([actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
+                              for _ in range(n)])
                 queue = list(reversed(todo))
-                idle = list(pool)
                 try:
-                    while queue or running:
-                        while idle and queue:
-                            a, job = idle.pop(), queue.pop()
-                            running[a.run.remote(job)] = (a, job)
-                        now = time.monotonic()
-                        for item in [r for r in retry if r[0] <= now]:
-                            retry.remove(item)
-                            warming[item[1].ready.remote()] = (item[1], item[2])
-                        if not (running or warming or retry or idle):
+                    while queue or pool.running:
+                        pool.fill(queue)
+                        if not pool.alive():
                             error("ray", "no Ray worker is left (they kept failing to restart)")
                             return 1
-                        refs = list(running) + list(warming)
-                        ready = ray.wait(refs, num_returns=1, timeout=0.25)[0] if refs else time.sleep(0.25)
+                        finished = pool.wait(timeout=0.25)
                         if term:
                             raise Terminated(term[0])
-                        if not ready:
+                        if finished is None:
                             continue
-                        if ready[0] in warming:
-                            a, attempts = warming.pop(ready[0])
-                            try:
-                                ray.get(ready[0])
-                                idle.append(a)
-                            except ray.exceptions.RayActorError:  # still restarting: ask again soon
-                                if attempts < 300:
-                                    retry.append((time.monotonic() + 1.0, a, attempts + 1))
-                            continue
-                        a, job = running.pop(ready[0])
-                        status = _collect(ready[0], job, error, _say)
-                        if status == "crashed":  # only this file fails; the worker comes back
-                            status = "failed"
-                            retry.append((time.monotonic(), a, 0))
-                        else:
-                            idle.append(a)
+                        a, job, ref = finished
+                        status = _collect(ref, job, error, _say)
+                        pool.release(a, crashed=status == "crashed")
                         if status == "abort":  # the model cannot run anywhere: as a local weights error
                             queue.clear()
-                            for r in running:
+                            for r in pool.running:
                                 ray.cancel(r)
                             return 1
-                        settle(status)
+                        settle("failed" if status == "crashed" else status)
                 except (KeyboardInterrupt, Terminated):
-                    stopped_cleanly = _stop(pool, running, settle, error, _say)
+                    stopped_cleanly = _stop(pool, settle, error, _say)
                     raise
     except (KeyboardInterrupt, Terminated) as e:
         interrupted = e
@@ -321,6 +296,64 @@ def _sigterm_noted() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, old)
 
 
+class _Pool:
+    """Ray actors with at most one job in flight each (so a slow file holds up no other).
+
+    A worker that died is restarted by Ray; it gets no job until it answers
+    ``ready()`` again, so the files queued behind a crash do not fail with it.
+    """
+
+    def __init__(self, actors: list) -> None:
+        self.actors = list(actors)
+        self.idle = list(actors)
+        self.running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (actor, job)
+        self.warming: dict[Any, tuple[Any, int]] = {}  # ready() ref -> (actor, attempts)
+        self.retry: list[tuple[float, Any, int]] = []  # (when, actor, attempts): ask ready() then
+
+    def alive(self) -> bool:
+        return bool(self.running or self.warming or self.retry or self.idle)
+
+    def fill(self, queue: list) -> None:
+        """Give each idle actor the next job from the end of ``queue``."""
+        while self.idle and queue:
+            a, job = self.idle.pop(), queue.pop()
+            self.running[a.run.remote(job)] = (a, job)
+
+    def wait(self, timeout: float) -> tuple[Any, Any, Any] | None:
+        """(actor, job, result ref) of a finished job, or None after ``timeout``."""
+        import ray
+
+        now = time.monotonic()
+        for item in [r for r in self.retry if r[0] <= now]:
+            self.retry.remove(item)
+            self.warming[item[1].ready.remote()] = (item[1], item[2])
+        refs = list(self.running) + list(self.warming)
+        if not refs:
+            time.sleep(timeout)
+            return None
+        ready = ray.wait(refs, num_returns=1, timeout=timeout)[0]
+        if not ready:
+            return None
+        if ready[0] in self.warming:
+            a, attempts = self.warming.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                self.idle.append(a)
+            except ray.exceptions.RayActorError:  # still restarting: ask again in a second, for 5 minutes
+                if attempts < 300:
+                    self.retry.append((time.monotonic() + 1.0, a, attempts + 1))
+            return None
+        a, job = self.running.pop(ready[0])
+        return a, job, ready[0]
+
+    def release(self, actor: Any, crashed: bool) -> None:
+        """The actor's job is settled: it takes the next one, or first comes back from a crash."""
+        if crashed:
+            self.retry.append((time.monotonic(), actor, 0))
+        else:
+            self.idle.append(actor)
+
+
 def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
     """A finished job's status, its captured lines printed; 'crashed' if its worker died."""
     import ray
@@ -340,11 +373,12 @@ def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
     return status
 
 
-def _stop(pool: list, running: dict, settle: Callable[[str], None], error: Callable, say: Callable) -> bool:
+def _stop(pool: _Pool, settle: Callable[[str], None], error: Callable, say: Callable) -> bool:
     """After Ctrl-C/SIGTERM: stop every actor's current job, wait for them; True if all stopped."""
     import ray
 
-    for a in pool:
+    running = pool.running
+    for a in pool.actors:
         a.stop.remote()
     deadline = time.monotonic() + STOP_GRACE_S
     try:
@@ -360,7 +394,7 @@ def _stop(pool: list, running: dict, settle: Callable[[str], None], error: Calla
     except (KeyboardInterrupt, Exception):  # noqa: BLE001  a second Ctrl-C: stop waiting
         pass
     clean = not running
-    for a in pool:
+    for a in pool.actors:
         ray.kill(a)
     return clean
 
