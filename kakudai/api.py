@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
-from .infer.tiling import auto_tile_size, tile_count
+from .infer.tiling import tile_count
 from .ops.alpha import fill_transparent
-from .infer.upscale import bytes_per_input_pixel, pipeline_radius, super_resolve, tile_multiple
+from .infer.upscale import super_resolve, tile_multiple, upscale_tile
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
 from .infer.auto import STYLES, style_of
@@ -220,8 +220,7 @@ class Upscaler:
     def _tile_side(self, model: nn.Module, h: int, w: int, scale: float) -> int | None:
         if self.tile != "auto":
             return self.tile or None  # type: ignore[return-value]
-        return auto_tile_size(h, w, bytes_per_input_pixel(model, scale, self.tta), self.tile_budget,
-                              pipeline_radius(model, scale))
+        return upscale_tile("auto", model, h, w, scale, self.tta, self.tile_budget)
 
     # ----------------------------------------------------------------- images
     def __call__(self, img: ImageData, scale: float | None = None, width: int | None = None,
@@ -254,9 +253,11 @@ class Upscaler:
                 return None
             return lambda n, _t: on_tile(offset + n, total)
 
-        # Hidden colour under transparent pixels would leak into the visible edges.
-        colour = img.pixels if img.alpha is None else fill_transparent(img.pixels, img.alpha)
-        pixels = self._plane(model, colour, native, tile, (oh, ow), progress(0))
+        colour = img.pixels
+        if img.alpha is not None and (img.alpha == 0).any():
+            # Hidden colour under transparent pixels would leak into the visible edges.
+            colour = fill_transparent(img.pixels, img.alpha)
+        pixels = self._plane(model, colour, native, tile, (oh, ow), progress(0), dtype=img.pixels.dtype)
         alpha = None
         if img.alpha is not None:
             amodel = model if self.alpha == "model" else create_model("bicubic", scale=native)
@@ -305,11 +306,12 @@ class Upscaler:
         return img
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,
-               out_hw: tuple[int, int], on_tile: ProgressFn | None) -> np.ndarray:
-        """(h, w, C) samples -> (oh, ow, C) samples of the same dtype."""
+               out_hw: tuple[int, int], on_tile: ProgressFn | None, dtype: Any = None) -> np.ndarray:
+        """(h, w, C) samples -> (oh, ow, C) samples of the same dtype (or of ``dtype``:
+        float32 [0, 1] in, integer samples out)."""
         if a.dtype not in (np.uint8, np.uint16, np.float32):
             raise ValueError(f"unsupported sample type {a.dtype}")
-        out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(a.dtype)
+        out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(np.dtype(dtype or a.dtype))
         with warnings.catch_warnings():  # read-only arrays (from PIL) are fine: never written
             warnings.simplefilter("ignore", UserWarning)
             x = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)  # a view; tiles convert to float

@@ -19,36 +19,34 @@ __all__ = ["fill_transparent"]
 
 
 def fill_transparent(pixels: np.ndarray, alpha: np.ndarray, rings: int = 32) -> np.ndarray:
-    """``pixels`` (H, W, C) with the colour of every pixel whose ``alpha`` (H, W) is 0
-    replaced by that of its visible surroundings, grown ``rings`` pixels out from the
-    visible area; pixels farther away get the mean visible colour. Any sample type
-    (integers are rounded back); a copy, or ``pixels`` itself when nothing is
-    transparent or nothing is visible. ``rings`` should reach past the model's
-    receptive field (a few tens of pixels for kakudai's networks)."""
+    """``pixels`` (H, W, C) as float32 in [0, 1] (integer samples divided by their
+    type's peak), with the colour of every pixel whose ``alpha`` (H, W) is 0 replaced
+    by that of its visible surroundings, grown ``rings`` pixels out from the visible
+    area; pixels farther away get the mean visible colour. Nothing is filled when
+    nothing is visible. ``rings`` should reach past the model's receptive field (a
+    few tens of pixels for kakudai's networks). Working in float keeps the 8- and
+    16-bit versions of one picture the same picture."""
+    a = np.asarray(pixels)
+    peak = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32) / peak).permute(2, 0, 1).unsqueeze(0)
     hidden = np.asarray(alpha) == 0
     if hidden.ndim == 3:
         hidden = hidden[:, :, 0]
-    if not hidden.any() or hidden.all():
-        return pixels
-    c = pixels.shape[2]
-    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-    known = torch.from_numpy(~hidden).to(torch.float32)[None, None]
-    ones = torch.ones(1, 1, 3, 3)
-    with torch.no_grad():
-        for _ in range(rings):
-            total = F.conv2d(x * known, ones.expand(c, 1, 3, 3), padding=1, groups=c)
-            count = F.conv2d(known, ones, padding=1)
-            ring = (count > 0) & (known == 0)
-            if not ring.any():
-                break
-            x = torch.where(ring, total / count.clamp(min=1), x)
-            known = known + ring.to(torch.float32)
-        rest = known == 0
-        if rest.any():  # beyond the rings: the mean visible colour
-            mean = (x * (known > 0)).sum(dim=(2, 3), keepdim=True) / (known > 0).sum()
-            x = torch.where(rest, mean.expand_as(x), x)
-    out = x[0].permute(1, 2, 0).numpy()
-    if np.issubdtype(pixels.dtype, np.integer):
-        info = np.iinfo(pixels.dtype)
-        out = np.clip(np.round(out), info.min, info.max)
-    return out.astype(pixels.dtype)
+    if hidden.any() and not hidden.all():
+        c = x.shape[1]
+        known = torch.from_numpy(~hidden).to(torch.float32)[None, None]
+        ones = torch.ones(1, 1, 3, 3)
+        with torch.no_grad():
+            for _ in range(rings):
+                total = F.conv2d(x * known, ones.expand(c, 1, 3, 3), padding=1, groups=c)
+                count = F.conv2d(known, ones, padding=1)
+                ring = (count > 0) & (known == 0)
+                if not ring.any():
+                    break
+                x = torch.where(ring, total / count.clamp(min=1), x)
+                known = known + ring.to(torch.float32)
+            rest = known == 0
+            if rest.any():  # beyond the rings: the mean visible colour
+                mean = (x * (known > 0)).sum(dim=(2, 3), keepdim=True) / (known > 0).sum()
+                x = torch.where(rest, mean.expand_as(x), x)
+    return np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
