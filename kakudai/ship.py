@@ -15,7 +15,8 @@ declaration says what to write. ``WEIGHTS`` is the trained ``.safetensors`` file
   that scale's tail) and written to ``NAME_xS.safetensors`` with card
   ``NAME_xS.json`` / ``.md``: PSNR/SSIM (Y) on ``--sets`` (default Set5 Set14) and
   the time to a ~1920x1080 output. An RGB multi-scale KSR shipped at x2 and x4 is
-  the same command after ``Shipped("art", "ksr", scales=(2, 4))``::
+  the same command after ``Shipped("art", "ksr", scales=(2, 4))``; ``--scales`` writes
+  only some of the declared scales (each from the weights trained for it)::
 
       python -m kakudai.ship art RUN/best.safetensors --run-dir RUN \\
           --lineage configs/art_ksr.toml --sets Art10 Set5 Set14
@@ -264,7 +265,10 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
             "criteria": [], "training": training}
     written = []
     if e.task == "upscale" and e.scales:
-        for s in e.scales:
+        chosen = e.scales if not scales else tuple(int(v) for v in scales)
+        if not set(chosen) <= set(e.scales):
+            raise ValueError(f"{name} declares x{'/'.join(map(str, e.scales))}, not x{scales}")
+        for s in chosen:
             have = [int(v) for v in getattr(src, "scales", None) or [getattr(src, "scale", None)]]
             if s not in have:
                 raise ValueError(f"{weights}: serves x{'/'.join(map(str, have))}, {name} declares x{s}")
@@ -351,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a training run behind the weights (repeat, oldest first)")
     ap.add_argument("--summary", default="", help="what the model is and how it was made (the card's text)")
     ap.add_argument("--sets", nargs="+", default=None, help="benchmark folders to measure on (default per task)")
-    ap.add_argument("--scales", type=float, nargs="+", default=None, help="arbitrary-scale models: scales")
+    ap.add_argument("--scales", type=float, nargs="+", default=None,
+                    help="arbitrary-scale models: the scales measured; fixed-scale models: the declared "
+                         "scales to write from these weights (default all)")
     ap.add_argument("--reference", default=None, help="arbitrary-scale models: the fixed-scale model compared")
     ap.add_argument("--bench-dir", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--out-dir", type=Path, default=None, help="default: kakudai/weights")
