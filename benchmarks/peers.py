@@ -138,11 +138,12 @@ def kakudai_network(name: str = "default", tile: int | None = None) -> SR:
 # callable may load lazily (cached): the first call is an untimed warm-up.
 def kakudai_auto(name: str = "default") -> SR:
     """The model as ``kakudai upscale`` runs it by default: each image assessed and, when
-    degraded, cleaned first (``denoise="auto"``), exactly as ``kakudai eval`` scores it."""
+    degraded, cleaned first (``denoise="auto"``), drawings sent to the illustration model
+    (``style="auto"``)."""
     @functools.lru_cache(maxsize=None)
     def upscaler():
         from kakudai.api import Upscaler
-        return Upscaler(name, tile=None, denoise="auto")
+        return Upscaler(name, tile=None, denoise="auto", style="auto")
 
     def run(lr: np.ndarray, scale: float) -> np.ndarray:
         return upscaler().on_array(lr, scale)

@@ -151,10 +151,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _auto_upscaler(name: str, args: argparse.Namespace):
-    """uint8 LR array -> uint8 SR array through ``Upscaler(name, denoise="auto")``."""
+    """uint8 LR array -> uint8 SR array as ``kakudai upscale`` makes it by default
+    (``Upscaler(name, denoise="auto", style="auto")``)."""
     from .api import Upscaler
 
-    up = Upscaler(name, tile=args.tile, tta=args.tta, denoise="auto")
+    up = Upscaler(name, tile=args.tile, tta=args.tta, denoise="auto", style="auto")
     return lambda lr: up.on_array(lr, args.scale)
 
 
