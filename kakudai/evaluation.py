@@ -17,17 +17,12 @@ import torch
 import torch.nn as nn
 
 from .data.datasets import benchmark_set
+from .data.io import uint8_to_tensor as to_tensor
 from .infer.upscale import super_resolve
 from .ops.metrics import psnr, ssim
 
 __all__ = ["evaluate_folder", "to_tensor", "from_tensor", "evaluate_denoise", "evaluate_jpeg",
            "evaluate_restoration"]
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W) or (H, W, C) -> float32 (1, C, H, W) in [0, 1]."""
-    a = img[:, :, None] if img.ndim == 2 else img
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float().div_(255.0).unsqueeze(0)
 
 
 def from_tensor(t: torch.Tensor) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .data.io import tensor_to_uint8, uint8_to_tensor
 from .ops.color import rgb_to_ycbcr, ycbcr_to_rgb
 from .ops.resize import imresize_np, imresize_torch, output_size
 
@@ -31,14 +32,6 @@ class Rendering:
     image: np.ndarray
     size: int
     scale: float
-
-
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
-
-
-def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    return (t[0].clamp(0, 1).mul(255.0).round_().byte().permute(1, 2, 0).numpy()).copy()
 
 
 @torch.inference_mode()
@@ -57,7 +50,7 @@ def render_sizes(model: nn.Module, rgb: np.ndarray, sizes: Sequence[int]) -> lis
     if small:
         raise ValueError(f"size {small[0]} is smaller than the image ({w}x{h}); render enlarges")
     model.eval()
-    x = _to_tensor(rgb)
+    x = uint8_to_tensor(rgb)
     y_only = int(getattr(model, "channels", 3)) == 1
     ycc = rgb_to_ycbcr(x) if y_only else None
     latent = model.encode(ycc[:, :1] if ycc is not None else x)  # the one encoding
@@ -67,7 +60,7 @@ def render_sizes(model: nn.Module, rgb: np.ndarray, sizes: Sequence[int]) -> lis
         res = model.decode(latent, scale=scale)
         if ycc is not None:
             res = ycbcr_to_rgb(torch.cat([res, imresize_torch(ycc[:, 1:], scale=scale)], dim=1))
-        out.append(Rendering(_to_uint8(res), int(size), scale))
+        out.append(Rendering(tensor_to_uint8(res), int(size), scale))
     return out
 
 

@@ -33,16 +33,20 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile
 
 from .formats import DEFAULT_MAX_PIXELS, FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FORMAT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageData",
            "ImageReadError", "ImageWriteError", "read_image", "write_image", "from_pil", "to_pil",
-           "format_for_path", "read_image_uint8", "srgb_profile", "atomic_output"]
+           "format_for_path", "read_image_uint8", "srgb_profile", "atomic_output", "uint8_to_tensor",
+           "tensor_to_uint8"]
 
 _ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
 _EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
@@ -422,6 +426,25 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
     if a.dtype == np.uint16:
         return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def uint8_to_tensor(a: np.ndarray) -> "torch.Tensor":
+    """uint8 samples -> float32 in [0, 1] (x / 255): an image (H, W) or (H, W, C)
+    becomes a contiguous (1, C, H, W); a batch (B, H, W, C) becomes (B, C, H, W)
+    that keeps the array's memory order (channels-last strides)."""
+    import torch
+
+    if a.ndim == 4:
+        return torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0)
+    a = a[:, :, None] if a.ndim == 2 else a
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float().div_(255.0).unsqueeze(0)
+
+
+def tensor_to_uint8(t: "torch.Tensor") -> np.ndarray:
+    """Float (1, C, H, W) -> uint8 (H, W, C): clipped to [0, 1], x 255, rounded half to even."""
+    import torch
+
+    return torch.round(t.clamp(0, 1)[0] * 255.0).to(torch.uint8).permute(1, 2, 0).numpy().copy()
 
 
 def _to_uint16(a: np.ndarray) -> np.ndarray:

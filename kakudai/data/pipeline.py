@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..ops.resize import imresize_torch
 from .degrade import jpeg_roundtrip
+from .io import tensor_to_uint8, uint8_to_tensor
 
 __all__ = ["DegradeConfig", "OPS", "blur_kernel", "sinc_kernel", "blur", "resize_to", "add_noise",
            "jpeg", "quantize", "degrade_pair", "parse_spec", "apply_spec", "DOWN_MODES",
@@ -231,10 +232,8 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """JPEG round trip through libjpeg at ``quality`` (4:2:0 for colour); 8-bit in and out."""
-    u8 = torch.round(x.clamp(0, 1)[0] * 255.0).to(torch.uint8).permute(1, 2, 0).numpy()
-    arr = jpeg_roundtrip(u8[:, :, 0] if u8.shape[2] == 1 else np.ascontiguousarray(u8), int(quality), "4:2:0")
-    t = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
-    return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]).contiguous()
+    u8 = tensor_to_uint8(x)
+    return uint8_to_tensor(jpeg_roundtrip(u8[:, :, 0] if u8.shape[2] == 1 else u8, int(quality), "4:2:0"))
 
 
 def _op_resize(x, rng, cfg):
@@ -291,9 +290,9 @@ def degrade_pair(hr: np.ndarray, scale: int, rng: np.random.Generator, cfg: Degr
     if h % scale or w % scale:
         raise ValueError(f"HR patch {h}x{w} is not a multiple of the scale {scale}")
     size = (h // scale, w // scale)
-    x = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1)[None].float() / 255.0
+    x = uint8_to_tensor(np.ascontiguousarray(hr)[None])
     if not cfg.enabled or rng.random() < cfg.clean_prob:
-        return _to_u8(quantize(imresize_torch(x, size=size)))
+        return tensor_to_uint8(quantize(imresize_torch(x, size=size)))
     if rng.random() < cfg.blur_prob:
         x = blur(x, _random_kernel(rng, cfg, cfg.blur_sigma, float(scale)))
     modes = list(cfg.down_modes)
@@ -304,11 +303,7 @@ def degrade_pair(hr: np.ndarray, scale: int, rng: np.random.Generator, cfg: Degr
         if rng.random() < cfg.second_blur_prob:
             x = blur(x, _random_kernel(rng, cfg, cfg.second_blur_sigma, 1.0))
         x = _stage(x, rng, cfg)
-    return _to_u8(x)
-
-
-def _to_u8(x: torch.Tensor) -> np.ndarray:
-    return torch.round(x.clamp(0, 1)[0] * 255.0).to(torch.uint8).permute(1, 2, 0).numpy().copy()
+    return tensor_to_uint8(x)
 
 
 # ----------------------------------------------------------------------------- fixed chains
@@ -357,5 +352,5 @@ def apply_spec(lr: np.ndarray, chain: list[tuple[str, float]], rng: np.random.Ge
         else:
             x = jpeg(x, int(v))
         x = quantize(x)
-    out = _to_u8(x)
+    out = tensor_to_uint8(x)
     return out[:, :, 0] if gray else out

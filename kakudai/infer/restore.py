@@ -27,6 +27,7 @@ is blind.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -37,8 +38,9 @@ from ..checkpoint import load_weights_file
 from ..data.degrade import jpeg_level, noise_level
 from ..zoo import DEFAULT_RESTORERS, ZOO, is_file, load_model, restorer_task
 from .auto import NOISE_MIN_SIGMA, assess
-from .tiling import auto_tile_size, tiled_apply
-from .upscale import apply_to_array, feature_floats_per_pixel, tile_multiple
+from .tiling import tiled_apply
+from .upscale import (adapt_channels, apply_to_array, bytes_per_input_pixel, model_device, resolve_tile,
+                      self_ensemble, tile_multiple)
 
 __all__ = ["restore", "restore_array", "load_restorer", "for_channels", "level_value", "denoise_settings", "Denoiser",
            "NOISE_LEVEL_QUALITY", "BLIND_QUALITY", "MAX_SIGMA"]
@@ -107,37 +109,11 @@ def _network(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Te
     return model(x)
 
 
-def _tta(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Tensor:
-    """x8 geometric self-ensemble: flips and transposes, undone and averaged."""
-    acc = None
-    for t in range(8):
-        xt = x.transpose(-1, -2) if t & 4 else x
-        xt = xt.flip(-1) if t & 2 else xt
-        xt = xt.flip(-2) if t & 1 else xt
-        y = _network(model, xt, level)
-        y = y.flip(-2) if t & 1 else y
-        y = y.flip(-1) if t & 2 else y
-        y = y.transpose(-1, -2) if t & 4 else y
-        acc = y if acc is None else acc + y
-    return acc / 8.0
-
-
 def _restore_untiled(model: nn.Module, x: torch.Tensor, level: float | None, tta: bool) -> torch.Tensor:
-    run = _tta if tta else _network
-    model_ch = int(getattr(model, "channels", 3))
-    b, c, h, w = x.shape
-    if c == model_ch:
-        return run(model, x, level)
-    if c == 1 and model_ch == 3:  # gray image: R = G = B in, mean of the three out
-        return run(model, x.expand(-1, 3, -1, -1), level).mean(dim=1, keepdim=True)
-    if c == 3 and model_ch == 1:  # each colour channel as a gray image
-        return run(model, x.reshape(b * 3, 1, h, w), level).reshape(b, 3, h, w)
-    raise ValueError(f"a {model_ch}-channel model cannot restore a {c}-channel image")
+    def run(t: torch.Tensor) -> torch.Tensor:
+        return _network(model, t, level)
 
-
-def _bytes_per_pixel(model: nn.Module, tta: bool) -> float:
-    # The network's live features, plus input, output and the TTA sum at full resolution.
-    return 4.0 * feature_floats_per_pixel(model) + 4.0 * 3 * (10 if tta else 6)
+    return adapt_channels(partial(self_ensemble, run) if tta else run, x, int(getattr(model, "channels", 3)))
 
 
 @torch.inference_mode()
@@ -157,14 +133,10 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
     model = for_channels(model, x.shape[1]).eval()
-    p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
+    device = model_device(model)
     h, w = x.shape[-2:]
-    if tile == "auto":
-        tile = auto_tile_size(h, w, _bytes_per_pixel(model, tta), tile_budget,
-                              int(getattr(model, "receptive_radius", 0)))
-    elif isinstance(tile, str):
-        raise ValueError(f"tile must be an integer, 'auto' or None, not {tile!r}")
+    tile = resolve_tile(tile, h, w, bytes_per_input_pixel(model, 1, tta, output_maps=6), tile_budget,
+                        int(getattr(model, "receptive_radius", 0)))
 
     def fn(t: torch.Tensor) -> torch.Tensor:
         return _restore_untiled(model, t.to(device), level, tta).clamp_(0, 1)

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..models.calling import model_forward
+from ..models.calling import scale_arg as _scale_arg
 from ..ops.color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..ops.resize import imresize_torch
 from .tiling import auto_tile_size, tiled_apply
@@ -25,25 +27,10 @@ __all__ = ["super_resolve", "model_forward", "pipeline_radius", "tile_multiple",
 Y_LO, Y_SPAN = 16.0 / 255.0, 219.0 / 255.0
 
 
-def _scale_arg(scale) -> float | tuple[float, float]:
-    """A scale as imresize takes it: a float, or a per-axis (s_h, s_w) pair (``--size``)."""
-    return (float(scale[0]), float(scale[1])) if isinstance(scale, (tuple, list)) else float(scale)
-
-
-def model_forward(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Run the bare network at ``scale`` (bicubic pre-upsampling if it needs it)."""
-    if getattr(model, "pre_upsampled", False):
-        x = imresize_torch(x, scale=_scale_arg(scale))
-        return model(x)
-    if getattr(model, "takes_scale", False):
-        return model(x, scale=scale)
-    if getattr(model, "scale", scale) != scale:
-        raise ValueError(f"model is for x{model.scale}, not x{scale}")
-    return model(x)
-
-
-def _tta_forward(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """x8 geometric self-ensemble: flips and transposes, undone and averaged."""
+def self_ensemble(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """x8 geometric self-ensemble of ``run`` on ``x`` (B, C, H, W): the eight flips and
+    transposes, each undone on the output, averaged. ``run`` must map a transposed
+    input to the transposed output (any same-padded network, at any scale)."""
     acc = None
     for t in range(8):
         xt = x
@@ -53,7 +40,7 @@ def _tta_forward(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tenso
             xt = xt.flip(-1)
         if t & 1:
             xt = xt.flip(-2)
-        y = model_forward(model, xt, scale)
+        y = run(xt)
         if t & 1:
             y = y.flip(-2)
         if t & 2:
@@ -65,7 +52,9 @@ def _tta_forward(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tenso
 
 
 def _network(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torch.Tensor:
-    return _tta_forward(model, x, scale) if tta else model_forward(model, x, scale)
+    if tta:
+        return self_ensemble(lambda xt: model_forward(model, xt, scale), x)
+    return model_forward(model, x, scale)
 
 
 def pipeline_radius(model: nn.Module, scale: float) -> int:
@@ -89,20 +78,39 @@ def tile_multiple(model: nn.Module, scale: float) -> int:
     return m
 
 
-def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torch.Tensor:
-    model_ch = int(getattr(model, "channels", 3))
+def adapt_channels(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, model_channels: int,
+                   chroma_scale: float | tuple[float, float] | None = None) -> torch.Tensor:
+    """Run ``run``, a ``model_channels``-channel network, on ``x`` (B, C, H, W), C = 1 (gray) or 3 (RGB).
+
+    A 3-channel model takes a gray image as R = G = B and returns the mean of its
+    three outputs. A 1-channel model is a luma model when ``chroma_scale`` is
+    given (upscaling): an RGB image goes through YCbCr, the model sees Y and the
+    chroma is bicubic-resized by ``chroma_scale``; a gray image is mapped into Y's
+    [16, 235] range and back. Otherwise (restoration) it is a gray model, run on
+    each colour channel of an RGB image as on a gray one.
+    """
     c = x.shape[1]
-    if model_ch == 1:
+    if model_channels == 1 and chroma_scale is not None:
         if c == 1:  # gray image: map to the Y range the model was trained on, and back
-            y = _network(model, x * Y_SPAN + Y_LO, scale, tta)
+            y = run(x * Y_SPAN + Y_LO)
             return (y - Y_LO) / Y_SPAN
         ycc = rgb_to_ycbcr(x)
-        y = _network(model, ycc[:, :1], scale, tta)
-        chroma = imresize_torch(ycc[:, 1:], scale=_scale_arg(scale))
+        y = run(ycc[:, :1])
+        chroma = imresize_torch(ycc[:, 1:], scale=_scale_arg(chroma_scale))
         return ycbcr_to_rgb(torch.cat([y, chroma], dim=1))
-    if c == 1 and model_ch == 3:
-        return _network(model, x.expand(-1, 3, -1, -1), scale, tta).mean(dim=1, keepdim=True)
-    return _network(model, x, scale, tta)
+    if c == 1 and model_channels == 3:
+        return run(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+    if c == 3 and model_channels == 1:
+        b, _, h, w = x.shape
+        return run(x.reshape(b * 3, 1, h, w)).reshape(b, 3, h, w)
+    if c != model_channels:
+        raise ValueError(f"a {model_channels}-channel model cannot take a {c}-channel image")
+    return run(x)
+
+
+def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torch.Tensor:
+    return adapt_channels(lambda t: _network(model, t, scale, tta), x, int(getattr(model, "channels", 3)),
+                          chroma_scale=scale)
 
 
 def feature_floats_per_pixel(model: nn.Module) -> float:
@@ -117,20 +125,40 @@ def feature_floats_per_pixel(model: nn.Module) -> float:
     return 5.0 * max(widths, default=3)
 
 
-def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False) -> float:
+def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False, output_maps: int = 8) -> float:
     """Rough peak memory (bytes) of the pipeline per input pixel of one tile.
 
     Counts a few live float32 feature maps of the model's widest layer (at the
-    output resolution for pre-upsampled models) plus the output-side tensors
-    (network output, colour conversion, chroma, clamp, TTA sum). It only has
-    to be right within a small factor: it sizes ``tile="auto"``.
+    output resolution for pre-upsampled models) plus ``output_maps`` 3-channel
+    maps at the output resolution (network output, colour conversion, chroma,
+    clamp: 8 when upscaling, 6 when restoring, which converts no colour), or 10
+    with the TTA sum. It only has to be right within a small factor: it sizes
+    ``tile="auto"``.
     """
     s = _scale_arg(scale)
     s2 = s[0] * s[1] if isinstance(s, tuple) else s ** 2
     feature_res = s2 if getattr(model, "pre_upsampled", False) else 1.0
     features = 4.0 * feature_floats_per_pixel(model) * feature_res
-    output_side = 4.0 * 3 * s2 * (10 if tta else 8)
+    output_side = 4.0 * 3 * s2 * (10 if tta else output_maps)
     return features + output_side
+
+
+def resolve_tile(tile: int | str | None, h: int, w: int, bytes_per_pixel: float, budget: float,
+                 overlap: int) -> int | None:
+    """The core tile side for an h x w input: ``tile`` itself, or for ``"auto"`` the
+    largest that keeps ``bytes_per_pixel`` x tile area within ``budget`` bytes."""
+    if tile == "auto":
+        return auto_tile_size(h, w, bytes_per_pixel, budget, overlap)
+    if isinstance(tile, str):
+        raise ValueError(f"tile must be an integer, 'auto' or None, not {tile!r}")
+    return tile
+
+
+def upscale_tile(tile: int | str | None, model: nn.Module, h: int, w: int, scale: float, tta: bool,
+                 budget: float) -> int | None:
+    """:func:`resolve_tile` for :func:`super_resolve` of an h x w input: its memory
+    per pixel and its overlap (:func:`pipeline_radius`)."""
+    return resolve_tile(tile, h, w, bytes_per_input_pixel(model, scale, tta), budget, pipeline_radius(model, scale))
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -161,11 +189,7 @@ def super_resolve(model: nn.Module, x: torch.Tensor, scale: float, tile: int | s
         raise ValueError(f"expected (B, 1|3, H, W), got {tuple(x.shape)}")
     model.eval()
     overlap = pipeline_radius(model, scale)
-    if tile == "auto":
-        tile = auto_tile_size(x.shape[2], x.shape[3], bytes_per_input_pixel(model, scale, tta),
-                              tile_budget, overlap)
-    elif isinstance(tile, str):
-        raise ValueError(f"tile must be an integer, 'auto' or None, not {tile!r}")
+    tile = upscale_tile(tile, model, x.shape[2], x.shape[3], scale, tta, tile_budget)
     device = model_device(model)
 
     def fn(t: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,6 @@ beyond the training range).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Sequence
 
 import torch
@@ -63,6 +62,7 @@ import torch.nn.functional as F
 from ..ops.resize import contributions, imresize_torch, output_size
 from .registry import register
 from .blocks import ResBlock
+from .shrink import integer_scale, shrink_from_integer
 
 __all__ = ["Implicit", "Latent", "sample_positions", "decoder_macs_per_pixel"]
 
@@ -229,8 +229,7 @@ class Implicit(nn.Module):
     def integer_scale(self, scale: tuple[float, float]) -> int:
         """The tail the base uses: the next integer at or above the larger scale,
         within ``base_scales`` (the largest beyond it, the smallest below it)."""
-        n = math.ceil(max(scale) - 1e-9)
-        return min(max(n, self.base_scales[0]), self.base_scales[-1])
+        return min(max(integer_scale(scale), self.base_scales[0]), self.base_scales[-1])
 
     def _integer_base(self, lat: Latent, out_hw: tuple[int, int], scale: tuple[float, float]) -> torch.Tensor:
         """KSR at the integer scale n (tail + nearest-neighbour anchor, pixel shuffle),
@@ -238,13 +237,7 @@ class Implicit(nn.Module):
         assert lat.body is not None
         n = self.integer_scale(scale)
         r = self.tails[f"x{n}"](lat.body) + lat.x.repeat_interleave(n * n, dim=1)
-        up = F.pixel_shuffle(r, n)
-        if tuple(up.shape[-2:]) == tuple(out_hw):
-            return up
-        y = imresize_torch(up, scale=(scale[0] / n, scale[1] / n))
-        if tuple(y.shape[-2:]) != tuple(out_hw):  # float round-off in the size rule
-            y = imresize_torch(up, size=out_hw)
-        return y
+        return shrink_from_integer(F.pixel_shuffle(r, n), n, scale, out_hw)
 
     def forward(self, x: torch.Tensor, scale: Scale | None = None,
                 size: Sequence[int] | None = None) -> torch.Tensor:

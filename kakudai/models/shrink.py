@@ -18,8 +18,34 @@ import torch
 import torch.nn as nn
 
 from ..ops.resize import imresize_torch
+from .calling import model_forward
 
-__all__ = ["IntegerThenShrink"]
+__all__ = ["IntegerThenShrink", "integer_scale", "shrink_from_integer"]
+
+
+def integer_scale(scale: float | tuple[float, float]) -> int:
+    """The integer scale upscaled to first: the next one at or above ``scale`` (its larger axis)."""
+    s = max(scale) if isinstance(scale, (tuple, list)) else float(scale)
+    return max(1, math.ceil(s - 1e-9))
+
+
+def shrink_from_integer(y: torch.Tensor, n: int, scale: float | tuple[float, float],
+                        out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """``y`` (B, C, H, W), an image upscaled by the integer ``n``, brought to ``scale``
+    by MATLAB bicubic at scale / n (per axis for a pair). ``out_hw``, when given, is
+    the size the result must have: float round-off in the size rule is resized to it."""
+    if out_hw is not None and tuple(y.shape[-2:]) == tuple(out_hw):
+        return y
+    if isinstance(scale, (tuple, list)):
+        ratio: float | tuple[float, float] = (float(scale[0]) / n, float(scale[1]) / n)
+    else:
+        ratio = float(scale) / n
+        if ratio == 1.0:
+            return y
+    z = imresize_torch(y, scale=ratio)
+    if out_hw is not None and tuple(z.shape[-2:]) != tuple(out_hw):
+        z = imresize_torch(y, size=out_hw)
+    return z
 
 
 class IntegerThenShrink(nn.Module):
@@ -47,11 +73,7 @@ class IntegerThenShrink(nn.Module):
         # The shrink's kernel reaches ~2 output pixels of the base = under 2 input pixels.
         self.receptive_radius = int(getattr(base, "receptive_radius", 0)) + 2
 
-    @staticmethod
-    def integer_scale(scale: float | tuple[float, float]) -> int:
-        """The integer scale upscaled to first: the next one at or above ``scale``."""
-        s = max(scale) if isinstance(scale, (tuple, list)) else float(scale)
-        return max(1, math.ceil(s - 1e-9))
+    integer_scale = staticmethod(integer_scale)
 
     def base(self, n: int) -> nn.Module:
         if str(n) not in self._bases:
@@ -59,15 +81,6 @@ class IntegerThenShrink(nn.Module):
         return self._bases[str(n)]
 
     def forward(self, x: torch.Tensor, scale: float | tuple[float, float] | None = None) -> torch.Tensor:
-        from ..infer.upscale import model_forward
-
         s = self.scale if scale is None else scale
         n = self.integer_scale(s)
-        y = model_forward(self.base(n), x, n)
-        if isinstance(s, (tuple, list)):
-            ratio: float | tuple[float, float] = (float(s[0]) / n, float(s[1]) / n)
-        else:
-            ratio = float(s) / n
-            if ratio == 1.0:
-                return y
-        return imresize_torch(y, scale=ratio)
+        return shrink_from_integer(model_forward(self.base(n), x, n), n, s)

@@ -35,9 +35,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import save_model
+from ..models.calling import model_forward
 from ..data.datasets import TrainPairs
+from ..data.io import uint8_to_tensor
 from ..ops.color import rgb_to_y
-from ..ops.resize import imresize_torch
 from ..registry import create_model
 from .config import TrainConfig, save_config
 
@@ -286,7 +287,7 @@ class Trainer:
         from ..data.degrade import degrade_batch
         _, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
                                     d.patch_candidates)
-        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        hr = uint8_to_tensor(hr_u8)
         lr, hr = degrade_batch(hr, self.rng, d, self.channels,
                                level_map=bool(getattr(self.model, "level_map", False)))
         return self._rank_slice(lr, hr)
@@ -306,8 +307,8 @@ class Trainer:
 
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
-        lr = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float().div_(255.0)
-        hr = torch.from_numpy(hr_u8).permute(0, 3, 1, 2).float().div_(255.0)
+        lr = uint8_to_tensor(lr_u8)
+        hr = uint8_to_tensor(hr_u8)
         if self.channels == 1:
             lr, hr = rgb_to_y(lr), rgb_to_y(hr)
         return lr, hr
@@ -331,12 +332,12 @@ class Trainer:
         return lr, hr, scale
 
     def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        if getattr(self.model, "pre_upsampled", False) and scale != 1:
-            lr = imresize_torch(lr, scale=float(scale))
-        kw = {"scale": scale} if getattr(self.model, "takes_scale", False) else {}
-        # Only the network runs under autocast: the pre-upsampling above stays float32.
+        return model_forward(self.model, lr, scale, net=self._net)
+
+    def _net(self, x: torch.Tensor, **kw: Any) -> torch.Tensor:
+        # Only the network runs under autocast: model_forward's pre-upsampling stays float32.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
-            return self.net(lr, **kw).float()
+            return self.net(x, **kw).float()
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
