@@ -129,6 +129,8 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("ksr-fast", "ksr-fast", scales=(2, 3, 4)),
     Shipped("espcn", "espcn", scales=(2, 3, 4)),
     Shipped("srcnn", "srcnn", scales=(3,)),
+    # An RGB upscaler for illustrations (the aliases send drawings here).
+    Shipped("art", "ksr", scales=(2, 4)),
     # Upscalers at any scale.
     Shipped("implicit", "implicit"),
     Shipped("implicit-fast", "implicit"),
@@ -139,6 +141,7 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("rednet-noise", "rednet", task="denoise-noise"),
     Shipped("unet-jpeg", "unet", task="denoise-jpeg"),
     Shipped("rednet-jpeg", "rednet", task="denoise-jpeg"),
+    Shipped("unet-jpeg-art", "unet", task="denoise-jpeg"),  # for illustrations
 )
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
