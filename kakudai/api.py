@@ -235,7 +235,7 @@ class Upscaler:
         if style == "auto":
             # Read on the cleaned image (JPEG ringing hides flat fills); a drawing that was
             # cleaned the photo way is cleaned again from the original, the drawing way.
-            style = style_of(img.pixels)
+            style = style_of(img.pixels, cleaned=img is not original)
             if (style == "illustration" and img is not original
                     and auto_restorers(style) != auto_restorers("photo")):
                 img = self._cleanup(original, style)

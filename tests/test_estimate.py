@@ -181,3 +181,28 @@ def test_clipped_noise_protocol(bench_dir):
     # The same draws, clipped and rounded: the input PSNR moves (less noise at the clipped ends).
     assert clipped["clip"] and not ref["clip"]
     assert 0.01 < clipped["psnr"] - ref["psnr"] < 1.5
+
+
+def test_jpeg_history_of_a_drawing_with_clipped_black_and_white() -> None:
+    """Drawings clip at black and white around every outline, which knocks those
+    blocks' coefficients off the quantisation lattice; the other blocks still tell."""
+    import io as _io
+
+    from PIL import Image, ImageDraw
+
+    from kakudai.ops.estimate import jpeg_history
+    im = Image.new("RGB", (384, 384), "white")
+    d = ImageDraw.Draw(im)
+    rng = np.random.default_rng(3)
+    for i in range(60):  # overlapping colour fills on white, every other one outlined in black
+        x, y = rng.integers(0, 340, 2)
+        fill = tuple(int(v) for v in rng.integers(40, 220, 3))
+        d.ellipse([x, y, x + int(rng.integers(20, 80)), y + int(rng.integers(20, 80))], fill=fill,
+                  outline="black" if i % 2 == 0 else None, width=3)
+    buf = _io.BytesIO()
+    im.save(buf, "JPEG", quality=75)
+    decoded = np.asarray(Image.open(buf).convert("RGB"))
+    assert ((decoded == 0) | (decoded == 255)).any(axis=2).mean() > 0.4  # heavily clipped
+    q = jpeg_history(decoded)
+    assert q is not None and 65 <= q <= 75
+    assert jpeg_history(np.asarray(im)) is None  # the drawing itself was never a JPEG

@@ -24,7 +24,7 @@ import numpy as np
 from ..ops.estimate import flat_fraction, jpeg_history, noise_sigma, texture_sigma
 
 __all__ = ["Assessment", "assess", "style_of", "STYLES", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
-           "TEXTURE_MIN_SIGMA", "DRAWN_MIN_FLAT"]
+           "TEXTURE_MIN_SIGMA", "DRAWN_MIN_FLAT", "DRAWN_MIN_FLAT_CLEANED"]
 
 # A JPEG saved at this quality or below counts as degraded (above it the artifacts
 # are below what the flagship tolerates, and pixel evidence is unreliable).
@@ -38,10 +38,12 @@ TEXTURE_MIN_SIGMA = 8.5
 # its 3x3 neighbourhoods is flat to one level (:func:`kakudai.ops.estimate.flat_fraction`).
 # Measured on LR images (x2-x4 MATLAB bicubic of the benchmark sets): illustrations 0.56-0.91
 # (Art10), photographs 0-0.46 (Set5, Set14, Kodak24, BSD200; the top one a slide
-# screenshot), after JPEG quality 75 and automatic cleaning photographs stay below 0.34
-# while illustrations spread over 0.24-0.76: a compressed drawing may be taken for a photo
-# (the safe side), a photo is not taken for a drawing.
-DRAWN_MIN_FLAT = 0.6
+# screenshot, 0.50 at full size). After JPEG quality 75 and automatic cleaning (ringing
+# breaks up flat fills) photographs stay below 0.34 while illustrations spread over
+# 0.44-0.76 at x2 and 0.24-0.64 at x4: a small compressed drawing may be taken for a
+# photo (the safe side); a photo is not taken for a drawing.
+DRAWN_MIN_FLAT = 0.5
+DRAWN_MIN_FLAT_CLEANED = 0.4
 STYLES = ("photo", "illustration")
 STYLE_GRID = 3  # larger images are read on STYLE_GRID x STYLE_GRID crops of CROP pixels
 # Smaller images are not read (a few hundred pixels of texture look like noise).
@@ -118,11 +120,12 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
     return Assessment(min(found) if found else None, "pixels" if found else "", noise, texture)
 
 
-def style_of(pixels: np.ndarray) -> str:
+def style_of(pixels: np.ndarray, cleaned: bool = False) -> str:
     """``"illustration"`` for drawn images (flat colour, line art, most screenshots of
     drawings), else ``"photo"``; ``pixels`` (H, W[, C]) uint8 / uint16 / float in
-    [0, 1], read on the same crops as :func:`assess`. Images under MIN_SIDE pixels a
-    side count as photos."""
+    [0, 1]; ``cleaned``: the pixels come out of automatic JPEG/noise cleaning (a lower
+    threshold, :data:`DRAWN_MIN_FLAT_CLEANED`). Large images are read on a grid of
+    crops. Images under MIN_SIDE pixels a side count as photos."""
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -135,4 +138,4 @@ def style_of(pixels: np.ndarray) -> str:
         flat = float(np.mean([flat_fraction(a[y:y + CROP, x:x + CROP]) for y in ys for x in xs]))
     else:
         flat = flat_fraction(a)
-    return "illustration" if flat >= DRAWN_MIN_FLAT else "photo"
+    return "illustration" if flat >= (DRAWN_MIN_FLAT_CLEANED if cleaned else DRAWN_MIN_FLAT) else "photo"

@@ -161,19 +161,29 @@ def jpeg_history(img: np.ndarray, max_quality: int = 95, threshold: float = 0.5)
     :func:`blockiness` puts it (a cropped JPEG keeps a shifted grid). Qualities above
     ``max_quality`` (steps of 1-2) are not told apart from clean images.
     """
+    planes = _as_planes(img)
     y = _luma(img) - 128.0
+    # Samples clipped at black or white (common in drawings) are off the lattice: their
+    # blocks are left out.
+    clipped = ((planes <= 0.5) | (planes >= 254.5)).any(axis=0)
     # The grid at the origin (a JPEG saved as is), else where the block steps peak.
     offsets = dict.fromkeys([(0, 0), (_grid_offset(y, 0), _grid_offset(y, 1))])
-    found = [q for oy, ox in offsets if (q := _quantised_quality(y[oy:, ox:], max_quality, threshold))]
+    found = [q for oy, ox in offsets
+             if (q := _quantised_quality(y[oy:, ox:], max_quality, threshold, clipped[oy:, ox:]))]
     return min(found) if found else None
 
 
-def _quantised_quality(y: np.ndarray, max_quality: int, threshold: float) -> int | None:
-    """:func:`jpeg_history` on the 8x8 grid that starts at ``y``'s origin."""
+def _quantised_quality(y: np.ndarray, max_quality: int, threshold: float,
+                       clipped: np.ndarray | None = None) -> int | None:
+    """:func:`jpeg_history` on the 8x8 grid that starts at ``y``'s origin, leaving out the
+    blocks that hold a ``clipped`` sample."""
     h, w = y.shape[0] - y.shape[0] % 8, y.shape[1] - y.shape[1] % 8
     if h < 16 or w < 16:
         return None
     blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    if clipped is not None:
+        bad = clipped[:h, :w].reshape(h // 8, 8, w // 8, 8).any(axis=(1, 3)).reshape(-1)
+        blocks = blocks[~bad]
     coef = np.einsum("ui,kij,vj->kuv", _DCT, blocks, _DCT)
     low = np.stack([coef[:, u, v] for u, v in _LOW], axis=1)  # (blocks, 9)
     for q in range(1, max_quality + 1):
