@@ -24,3 +24,13 @@ def bench_dir() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Derived-data cache shared across tests of one session, never the user's.
     monkeypatch.setenv("KAKUDAI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch) -> Path:
+    """An empty shipped-weights folder in place of kakudai/weights (kakudai.zoo.WEIGHTS_DIR)."""
+    from kakudai import zoo
+    d = tmp_path / "weights"
+    d.mkdir()
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", d)
+    return d

@@ -31,14 +31,6 @@ def bench(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def weights_dir(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "weights"
-    d.mkdir()
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", d)
-    return d
-
-
 def _check_cards(paths: list[Path], bench: Path, out: Path) -> list[dict]:
     cards = []
     for p in paths:

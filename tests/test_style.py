@@ -80,14 +80,14 @@ def test_style_of_small_and_large_images() -> None:
 
 
 @pytest.fixture
-def art_zoo(tmp_path, monkeypatch):
+def art_zoo(weights_dir, monkeypatch):
     """A package whose default alias has a 1-channel photo model and a 3-channel
     illustration model at x2 (tiny untrained networks)."""
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setitem(zoo.ZOO, "art", zoo.Shipped("art", "ksr", scales=(2,)))
-    save_model(kakudai.create_model("ksr", scale=2, channels=1, width=4, blocks=1), tmp_path / "ksr_x2.safetensors")
-    save_model(kakudai.create_model("ksr", scale=2, channels=3, width=4, blocks=1), tmp_path / "art_x2.safetensors")
-    return tmp_path
+    for name, channels in (("ksr", 1), ("art", 3)):
+        save_model(kakudai.create_model("ksr", scale=2, channels=channels, width=4, blocks=1),
+                   weights_dir / f"{name}_x2.safetensors")
+    return weights_dir
 
 
 def test_drawings_go_to_the_illustration_model(art_zoo) -> None:

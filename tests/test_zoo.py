@@ -70,11 +70,8 @@ def test_declaration_errors() -> None:
 
 # ------------------------------------------------------------------ the resolver
 @pytest.fixture
-def weights(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "weights"
-    d.mkdir()
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", d)
-    return d
+def weights(weights_dir) -> Path:
+    return weights_dir
 
 
 def _tiny_ksr(scale: int):
