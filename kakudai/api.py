@@ -145,6 +145,7 @@ class Upscaler:
         # An illustration model named as such cleans with the illustration restorers.
         self.style = "illustration" if isinstance(model, str) and model in ILLUSTRATION_MODELS else style
         self.last_style: str | None = None
+        self.last_model: str | None = None  # the name that served the last image (an alias resolved by style)
         self._models: dict[tuple[Any, float], nn.Module] = {}
         self._scales: list[float] | None | str = "unknown"
         self.denoiser = None
@@ -243,6 +244,8 @@ class Upscaler:
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
         model = self.model_for(native, style)
+        self.last_model = (resolve(for_style(self.model, style, native), native).name
+                           if isinstance(self.model, str) and not is_file(self.model) else None)
         tile = self._tile_side(model, h, w, native)
         passes = 2 if img.alpha is not None else 1
         per_pass = self.tiles_for(h, w, native, style)
@@ -276,7 +279,10 @@ class Upscaler:
         if self.last_assessment is None:
             return None
         style = f" ({self.last_style})" if self.last_style is not None else ""
-        return f"{self.last_assessment.describe()}{style} -> {self.last_cleanup or 'upscaled as it is'}"
+        done = self.last_cleanup or "upscaled as it is"
+        if self.last_model is not None:
+            done += f"; model {self.last_model}"
+        return f"{self.last_assessment.describe()}{style} -> {done}"
 
     def _cleanup(self, img: ImageData, style: str) -> ImageData:
         """Whatever cleaning ``denoise`` asks for, with the restorers for ``style``."""

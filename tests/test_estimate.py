@@ -112,11 +112,11 @@ def test_assess_and_routing():
     assert texture_sigma(out.pixels) < 0.5 * texture_sigma(plain.pixels)
     up(ImageData(clean), 2)
     assert not up.last_assessment.degraded and up.last_cleanup is None
-    assert up.report().endswith("-> upscaled as it is")
+    assert up.report().endswith("-> upscaled as it is; model bicubic")
     up(ImageData(dec), 2)
     q = assess(dec).jpeg_quality
     assert up.last_cleanup == f"cleaned: JPEG artifacts at quality {q} (pixels)"
-    assert up.report().endswith(f"-> cleaned: JPEG artifacts at quality {q} (pixels)")
+    assert up.report().endswith(f"-> cleaned: JPEG artifacts at quality {q} (pixels); model bicubic")
     up3 = api.Upscaler("bicubic", denoise=None)
     up3(ImageData(noisy), 2)
     assert up3.last_assessment is None
