@@ -45,12 +45,14 @@ TEXTURE_MIN_SIGMA = 8.5
 DRAWN_MIN_FLAT = 0.5
 DRAWN_MIN_FLAT_CLEANED = 0.4
 STYLES = ("photo", "illustration")
-STYLE_GRID = 3  # larger images are read on STYLE_GRID x STYLE_GRID crops of CROP pixels
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
-# Larger images are read on a few crops (grid-aligned, so a JPEG's blocks stay in place).
+# Larger images are read on a grid of crops (8-pixel aligned, so a JPEG's blocks stay in
+# place): 2 x 2 for the degradation, 3 x 3 for the style (drawings often leave their corners
+# empty).
 CROP = 256
-MAX_CROPS = 4
+DEGRADATION_GRID = 2
+STYLE_GRID = 3
 
 
 @dataclass(frozen=True)
@@ -87,15 +89,18 @@ class Assessment:
         return ", ".join(parts) + (": degraded" if self.degraded else ": clean")
 
 
-def _crops(a: np.ndarray) -> list[np.ndarray]:
-    """The whole image if small, else up to MAX_CROPS CROP-sided crops spread over it,
-    each starting on the 8-pixel grid."""
+def _crops(a: np.ndarray, per_side: int) -> list[np.ndarray]:
+    """The whole image if it holds no more than ``per_side``^2 crops, else CROP-sided
+    crops on a ``per_side`` x ``per_side`` grid spread over it (fewer along a side
+    shorter than CROP), each starting on the 8-pixel grid."""
     h, w = a.shape[:2]
-    if h * w <= MAX_CROPS * CROP * CROP:
+    if h * w <= per_side * per_side * CROP * CROP:
         return [a]
-    ys = sorted({min(h - min(h, CROP), y) // 8 * 8 for y in np.linspace(0, max(0, h - CROP), 2).astype(int)})
-    xs = sorted({min(w - min(w, CROP), x) // 8 * 8 for x in np.linspace(0, max(0, w - CROP), 2).astype(int)})
-    return [a[y:y + CROP, x:x + CROP] for y in ys for x in xs][:MAX_CROPS]
+
+    def starts(n: int) -> list[int]:
+        return sorted({min(n - min(n, CROP), v) // 8 * 8
+                       for v in np.linspace(0, max(0, n - CROP), per_side).astype(int)})
+    return [a[y:y + CROP, x:x + CROP] for y in starts(h) for x in starts(w)]
 
 
 def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
@@ -111,7 +116,7 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
         a = a[:, :, 0]
     if min(a.shape[:2]) < MIN_SIDE:
         return Assessment(file_quality, "file" if file_quality else "", 0.0, 0.0)
-    crops = _crops(a)
+    crops = _crops(a, DEGRADATION_GRID)
     noise = float(np.median([noise_sigma(c) for c in crops]))
     texture = float(np.median([texture_sigma(c) for c in crops]))
     if file_quality is not None:
@@ -129,13 +134,7 @@ def style_of(pixels: np.ndarray, cleaned: bool = False) -> str:
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    h, w = a.shape[:2]
-    if min(h, w) < MIN_SIDE:
+    if min(a.shape[:2]) < MIN_SIDE:
         return "photo"
-    if h * w > STYLE_GRID ** 2 * CROP * CROP:  # a grid of crops over the whole image, not its corners
-        ys = np.linspace(0, h - CROP, STYLE_GRID).astype(int)
-        xs = np.linspace(0, w - CROP, STYLE_GRID).astype(int)
-        flat = float(np.mean([flat_fraction(a[y:y + CROP, x:x + CROP]) for y in ys for x in xs]))
-    else:
-        flat = flat_fraction(a)
+    flat = float(np.mean([flat_fraction(c) for c in _crops(a, STYLE_GRID)]))
     return "illustration" if flat >= (DRAWN_MIN_FLAT_CLEANED if cleaned else DRAWN_MIN_FLAT) else "photo"
