@@ -22,12 +22,12 @@ import torch
 import torch.nn as nn
 
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
+from .infer.auto import STYLES, style_of
 from .infer.tiling import tile_count
-from .ops.alpha import fill_transparent
 from .infer.upscale import super_resolve, tile_multiple, upscale_tile
+from .ops.alpha import fill_transparent
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
-from .infer.auto import STYLES, style_of
 from .zoo import ILLUSTRATION_MODELS, auto_restorers, for_style, is_file, load_model, resolve
 
 __all__ = ["upscale", "denoise", "assess", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
@@ -151,24 +151,23 @@ class Upscaler:
         self.denoiser = None
         self.auto = denoise == "auto"
         self.last_assessment = None
-        self._cleaners: dict[str, Any] = {}  # automatic denoising's restorers by style, loaded when needed
+        self._restorers: dict[tuple[Any, str], Any] = {}  # by (level, style), loaded when first needed
         self.last_cleanup: str | None = None
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
-        self._fixed: dict[str, Any] = {}  # fixed-level JPEG cleanup by style
         self._level = denoise
         if denoise is not None and not self.auto:  # loaded now: missing weights fail early
-            self.denoiser = self._fixed_denoiser("illustration" if self.style == "illustration" else "photo")
+            self.denoiser = self._restorer(denoise, "illustration" if self.style == "illustration" else "photo")
 
-    def _fixed_denoiser(self, style: str):
-        """The JPEG cleanup at the fixed level 0-3 for images of ``style`` (loaded once)."""
-        if style not in self._fixed:
+    def _restorer(self, level: Any, style: str):
+        """The cleanup at ``level`` ("auto" or a JPEG level 0-3) with the restorers for images
+        of ``style`` (:func:`kakudai.zoo.auto_restorers`; loaded once)."""
+        if (level, style) not in self._restorers:
             from .infer.restore import Denoiser
-            self._fixed[style] = Denoiser(
-                noise_level=self._level,
-                model=auto_restorers(style)["jpeg"] if style == "illustration" else None,
-                tile=self.tile, tta=self.tta, device=self.device, tile_budget=self.tile_budget)
-        return self._fixed[style]
+            self._restorers[(level, style)] = Denoiser(
+                noise_level=level, models=auto_restorers(style), tile=self.tile, tta=self.tta,
+                device=self.device, tile_budget=self.tile_budget)
+        return self._restorers[(level, style)]
 
     # ----------------------------------------------------------------- models
     def native_scales(self) -> list[float] | None:
@@ -176,10 +175,15 @@ class Upscaler:
             self._scales = model_scales(self.model)
         return self._scales  # type: ignore[return-value]
 
+    def _name_for(self, style: str, scale: float) -> "str | nn.Module":
+        """What serves images of ``style`` at ``scale``: the alias's illustration model for
+        drawings where it ships the scale, else ``model`` itself."""
+        return for_style(self.model, style, scale) if isinstance(self.model, str) else self.model
+
     def model_for(self, scale: float, style: str = "photo") -> nn.Module:
         """The model that runs at native ``scale`` for images of ``style`` (loaded once, on
         the device)."""
-        name = for_style(self.model, style, scale) if isinstance(self.model, str) else self.model
+        name = self._name_for(style, scale)
         key = (name if isinstance(name, str) else id(name), scale)
         if key not in self._models:
             if isinstance(name, nn.Module):
@@ -244,8 +248,8 @@ class Upscaler:
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
         model = self.model_for(native, style)
-        self.last_model = (resolve(for_style(self.model, style, native), native).name
-                           if isinstance(self.model, str) and not is_file(self.model) else None)
+        name = self._name_for(style, native)
+        self.last_model = resolve(name, native).name if isinstance(name, str) and not is_file(name) else None
         tile = self._tile_side(model, h, w, native)
         passes = 2 if img.alpha is not None else 1
         per_pass = self.tiles_for(h, w, native, style)
@@ -289,7 +293,7 @@ class Upscaler:
         if self.auto:
             return self.clean(img, style)
         if self.denoiser is not None:
-            return self._fixed_denoiser(style)(img)
+            return self._restorer(self._level, style)(img)
         return img
 
     def clean(self, img: ImageData, style: str = "photo") -> ImageData:
@@ -297,16 +301,11 @@ class Upscaler:
         artifacts at the file's own quality) with the restorers for ``style``
         (:func:`kakudai.zoo.auto_restorers`); a clean image comes back as it is."""
         from .infer.auto import assess
-        from .infer.restore import Denoiser
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
         self.last_cleanup = None
         if not a.degraded:
             return img
-        cleaner = self._cleaners.get(style)
-        if cleaner is None:
-            cleaner = self._cleaners[style] = Denoiser(
-                noise_level="auto", models=auto_restorers(style), tile=self.tile, tta=self.tta,
-                device=self.device, tile_budget=self.tile_budget)
+        cleaner = self._restorer("auto", style)
         img = cleaner(img, assessment=a)
         self.last_cleanup = f"cleaned: {cleaner.description}"
         return img

@@ -137,7 +137,7 @@ def test_drawings_are_cleaned_with_the_restorer_for_drawings(art_zoo, monkeypatc
 
     fixed = Upscaler("default", tile=None, denoise=1, style="auto")
     fixed.on_array(drawing, 2)
-    assert fixed.last_style == "illustration" and used(fixed._fixed["illustration"]) == "unet-jpeg-art"
-    assert used(fixed._fixed["photo"]) == "unet-jpeg"  # the first, photo-way pass
+    assert fixed.last_style == "illustration" and used(fixed._restorers[(1, "illustration")]) == "unet-jpeg-art"
+    assert used(fixed._restorers[(1, "photo")]) == "unet-jpeg"  # the first, photo-way pass
     art = Upscaler("art", tile=None, denoise=1)  # the illustration model named: its restorer from the start
-    assert list(art._fixed) == ["illustration"]
+    assert list(art._restorers) == [(1, "illustration")]
