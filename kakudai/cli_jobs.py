@@ -25,6 +25,13 @@ def error(path: object, reason: str) -> None:
     _say(f"kakudai: error: {path}: {reason}")
 
 
+def first_line(e: BaseException) -> str:
+    """An exception as the reason of a one-line error: its message's first line, or
+    its type's name when it has no message."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _say(line: str) -> None:
     from tqdm import tqdm
 
@@ -143,7 +150,7 @@ def _run_job(job: Job, up: "object", scale: float | None, width: int | None, hei
     except MemoryError:
         error(job.src, "out of memory (try a smaller --tile)")
     except Exception as e:  # noqa: BLE001  one bad file never stops the batch or prints a traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         if "allocate" in msg.lower() and "memory" in msg.lower():
             msg = f"out of memory (try a smaller --tile): {msg}"
         error(job.src, msg)

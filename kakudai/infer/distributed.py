@@ -32,6 +32,8 @@ import time
 from contextlib import ExitStack, contextmanager, redirect_stderr
 from typing import Any, Callable, Iterator
 
+from ..cli_jobs import first_line
+
 __all__ = ["MISSING_EXTRA", "options_problem", "run_on_ray"]
 
 MISSING_EXTRA = '--executor ray needs Ray, which is not installed: pip install "kakudai[ray]"'
@@ -104,7 +106,7 @@ class _Worker:
                 self.up.model_for(self.up.plan(64, 64, scale)[0])  # load the weights once, now
             self.video_fn = _video_backend() if with_video else None
         except Exception as e:  # noqa: BLE001  reported by run(), one line, for the driver to print
-            self.init_error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self.init_error = first_line(e)
 
     def run(self, job: Any) -> tuple[str, list[str]]:
         """(status, printed lines) for one job; status as ``_run_job``'s, or 'interrupted'."""
@@ -161,7 +163,7 @@ def _connect(address: str | None) -> bool:
         ray.init(address=address, **kwargs)
     except Exception as e:  # noqa: BLE001  ConnectionError, ValueError, RuntimeError...: one line
         where = address or os.environ.get("RAY_ADDRESS") or "a local Ray"
-        raise ClusterError(f"cannot join the Ray cluster at {where} ({_first_line(e)})") from None
+        raise ClusterError(f"cannot join the Ray cluster at {where} ({first_line(e)})") from None
     return True
 
 
@@ -366,7 +368,7 @@ def _collect(ref: Any, job: Any, error: Callable, say: Callable) -> str:
                        f"see the Ray logs; {type(e).__name__})")
         return "crashed"
     except ray.exceptions.RayError as e:
-        error(job.src, _first_line(e))
+        error(job.src, first_line(e))
         return "failed"
     for line in lines:
         say(line)
@@ -397,8 +399,3 @@ def _stop(pool: _Pool, settle: Callable[[str], None], error: Callable, say: Call
     for a in pool.actors:
         ray.kill(a)
     return clean
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
