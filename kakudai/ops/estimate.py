@@ -105,8 +105,9 @@ def texture_sigma(img: np.ndarray, smooth_fraction: float = 0.5) -> float:
     return _smooth_sigma(_as_planes(img), smooth_fraction)
 
 
-def _luma(img: np.ndarray) -> np.ndarray:
-    planes = _as_planes(img)
+def _luma(img: np.ndarray, planes: np.ndarray | None = None) -> np.ndarray:
+    """BT.601 luma (0-255 units) of ``img``, or of its :func:`_as_planes` when given."""
+    planes = _as_planes(img) if planes is None else planes
     if planes.shape[0] >= 3:
         return 0.299 * planes[0] + 0.587 * planes[1] + 0.114 * planes[2]
     return planes[0]
@@ -162,7 +163,7 @@ def jpeg_history(img: np.ndarray, max_quality: int = 95, threshold: float = 0.5)
     ``max_quality`` (steps of 1-2) are not told apart from clean images.
     """
     planes = _as_planes(img)
-    y = _luma(img) - 128.0
+    y = _luma(img, planes) - 128.0
     # Samples clipped at black or white (common in drawings) are off the lattice: their
     # blocks are left out.
     clipped = ((planes <= 0.5) | (planes >= 254.5)).any(axis=0)
