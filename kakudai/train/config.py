@@ -56,6 +56,16 @@ class DataConfig:
     # task = "sr": realistic LR (blur, resize, noise, JPEG in two stages; kakudai.data.pipeline)
     # instead of the benchmark's clean MATLAB bicubic. Off by default.
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    # task = "sr": a JPEG restorer (shipped name or .safetensors file) that cleans the LR
+    # first, as the automatic route does at inference for an image read as a JPEG. Each
+    # LR patch is then JPEG-compressed (4:2:0) at a quality drawn from ``jpeg_quality``
+    # (``jpeg_quality_power``), cleaned by it at that quality and rounded to 8 bits; the
+    # model learns to upscale what the restorer leaves. The patch is cut
+    # ``cleaned_margin`` LR pixels larger on each side and cropped after cleaning, so the
+    # restorer sees context as it does inside a whole image. Validation inputs with a
+    # ``jpeg:Q`` step are cleaned at Q the same way. "" = no cleaning.
+    cleaned_by: str = ""
+    cleaned_margin: int = 16
     # Validation inputs (task = "sr"): "" is the benchmark LR, else a fixed chain such as
     # "jpeg:75" or "noise:10" applied after the shrink (kakudai.evaluation.degraded_lr).
     val_degrade: list[str] = field(default_factory=lambda: [""])

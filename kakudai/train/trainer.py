@@ -26,7 +26,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -198,6 +198,14 @@ class Trainer:
         self.time_frac = 0.0  # share of max_minutes used, as agreed by all ranks (optim.clock)
         self.history: list[dict[str, Any]] = []
         self._stop = False
+        self.cleaner = None
+        if cfg.data.cleaned_by:
+            if cfg.data.task != "sr" or cfg.data.continuous_scale:
+                raise ValueError("data.cleaned_by needs task = \"sr\" at fixed scales")
+            from ..infer.restore import load_restorer
+            self.cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by)
+                                         if cfg.data.cleaned_by.endswith(".safetensors")
+                                         else cfg.data.cleaned_by).requires_grad_(False)
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
                                scales if cfg.data.task == "sr" and not cfg.data.continuous_scale else [1],
                                cfg.data.scale_aug, verbose=self.rank == 0)
@@ -277,11 +285,14 @@ class Trainer:
         if d.task == "sr":
             # Only this rank's patches are cut out (the same draws as the whole batch).
             per = d.batch_size // self.world
-            lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
-                                            d.patch_candidates,
-                                            part=(self.rank * per, (self.rank + 1) * per))
+            part = (self.rank * per, (self.rank + 1) * per)
+            margin = d.cleaned_margin if self.cleaner is not None else 0
+            lr_u8, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size + 2 * margin, scale,
+                                            d.augment, d.patch_candidates, part=part)
             if d.degrade.enabled:
                 lr_u8 = self._degrade(hr_u8, scale)
+            if self.cleaner is not None:
+                lr_u8, hr_u8 = self._jpeg_cleaned(lr_u8, hr_u8, scale, margin, part)
             lr, hr = self._pair_tensors(lr_u8, hr_u8)
             return lr.to(self.device), hr.to(self.device)
         from ..data.degrade import degrade_batch
@@ -304,6 +315,44 @@ class Trainer:
         first = self.rank * (self.cfg.data.batch_size // self.world)
         return np.stack([degrade_pair(hp, scale, np.random.default_rng([seed, first + n]), self.cfg.data.degrade)
                          for n, hp in enumerate(hr_u8)])
+
+    def _jpeg_cleaned(self, lr_u8: np.ndarray, hr_u8: np.ndarray, scale: int, margin: int,
+                      part: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """LR patches JPEG-compressed and cleaned by ``data.cleaned_by`` at their quality
+        (see :class:`kakudai.train.config.DataConfig`), then both patches cropped by the
+        margin. Qualities are drawn for the global batch, so ranks stay in step."""
+        from ..data.degrade import jpeg_roundtrip
+        from ..infer.restore import level_value, restore
+        d = self.cfg.data
+        lo, hi = (int(v) for v in d.jpeg_quality)
+        u = self.rng.random(d.batch_size)[part[0]:part[1]]
+        out = []
+        for patch, q in zip(lr_u8, np.rint(lo + (hi - lo) * u ** d.jpeg_quality_power).astype(int)):
+            x = uint8_to_tensor(jpeg_roundtrip(patch, int(q), "4:2:0"))
+            y = restore(self.cleaner, x, level_value("jpeg", quality=int(q)), out_dtype=torch.uint8)
+            out.append(y[0].permute(1, 2, 0).numpy())
+        m, hm = margin, margin * scale
+        lr = np.stack(out)[:, m:lr_u8.shape[1] - m, m:lr_u8.shape[2] - m]
+        return np.ascontiguousarray(lr), np.ascontiguousarray(hr_u8[:, hm:hr_u8.shape[1] - hm,
+                                                                     hm:hr_u8.shape[2] - hm])
+
+    def _cleaning(self, net: nn.Module, spec: str, scale: int) -> "nn.Module | Callable[[np.ndarray], np.ndarray]":
+        """What validation scores for inputs degraded by ``spec``: ``net`` itself, or, with
+        ``data.cleaned_by`` and a JPEG step in ``spec``, the restorer at that quality
+        followed by ``net`` (the automatic route at inference)."""
+        from ..data.pipeline import parse_spec
+        qualities = [v for op, v in parse_spec(spec) if op == "jpeg"] if spec else []
+        if self.cleaner is None or not qualities:
+            return net
+        from ..evaluation import from_tensor
+        from ..infer.restore import level_value, restore
+        from ..infer.upscale import super_resolve
+        level = level_value("jpeg", quality=qualities[-1])
+
+        def run(lr: np.ndarray) -> np.ndarray:
+            x = restore(self.cleaner, uint8_to_tensor(lr), level, out_dtype=torch.uint8)
+            return from_tensor(super_resolve(net, x, scale, out_dtype=torch.uint8))
+        return run
 
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
@@ -355,7 +404,8 @@ class Trainer:
                     scores.append(r["psnr"])
                     continue
                 for spec in self.cfg.data.val_degrade:
-                    r = evaluate_folder(net, resolve_data_path(d), s, with_ssim=False, degrade=spec)
+                    r = evaluate_folder(self._cleaning(net, spec, s), resolve_data_path(d), s,
+                                        with_ssim=False, degrade=spec)
                     rec[f"{r['name']}_x{s}" + (f"_{spec}" if spec else "")] = round(r["psnr"], 4)
                     scores.append(r["psnr"])
         model.train()
