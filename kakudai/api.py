@@ -153,6 +153,7 @@ class Upscaler:
         self.last_assessment = None
         self._restorers: dict[tuple[Any, str], Any] = {}  # by (level, style), loaded when first needed
         self.last_cleanup: str | None = None
+        self.last_cleaned: str | None = None  # the restorer kind that cleaned the last image, if any
         if isinstance(denoise, str) and not self.auto:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
         self._level = denoise
@@ -175,15 +176,16 @@ class Upscaler:
             self._scales = model_scales(self.model)
         return self._scales  # type: ignore[return-value]
 
-    def _name_for(self, style: str, scale: float) -> "str | nn.Module":
-        """What serves images of ``style`` at ``scale``: the alias's illustration model for
-        drawings where it ships the scale, else ``model`` itself."""
-        return for_style(self.model, style, scale) if isinstance(self.model, str) else self.model
+    def _name_for(self, style: str, scale: float, cleaned: str | None = None) -> "str | nn.Module":
+        """What serves images of ``style`` at ``scale`` that a restorer of kind ``cleaned``
+        cleaned (or None): the alias's model for them where it ships the scale
+        (:func:`kakudai.zoo.for_style`), else ``model`` itself."""
+        return for_style(self.model, style, scale, cleaned) if isinstance(self.model, str) else self.model
 
-    def model_for(self, scale: float, style: str = "photo") -> nn.Module:
-        """The model that runs at native ``scale`` for images of ``style`` (loaded once, on
-        the device)."""
-        name = self._name_for(style, scale)
+    def model_for(self, scale: float, style: str = "photo", cleaned: str | None = None) -> nn.Module:
+        """The model that runs at native ``scale`` for images of ``style`` cleaned by a
+        restorer of kind ``cleaned`` (or None; loaded once, on the device)."""
+        name = self._name_for(style, scale, cleaned)
         key = (name if isinstance(name, str) else id(name), scale)
         if key not in self._models:
             if isinstance(name, nn.Module):
@@ -216,9 +218,9 @@ class Upscaler:
             return (oh / h, ow / w), (oh, ow)  # per-axis scales: exactly the target size
         return _pick_scale(target, native), (oh, ow)
 
-    def tiles_for(self, h: int, w: int, scale: float, style: str = "photo") -> int:
+    def tiles_for(self, h: int, w: int, scale: float, style: str = "photo", cleaned: str | None = None) -> int:
         """Number of tiles one plane of an h x w image is cut into (progress totals)."""
-        model = self.model_for(scale, style)
+        model = self.model_for(scale, style, cleaned)
         t = self._tile_side(model, h, w, scale)
         return 1 if not t else tile_count(h, w, t, scale, tile_multiple(model, scale))
 
@@ -247,12 +249,12 @@ class Upscaler:
         self.last_style = style
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
-        model = self.model_for(native, style)
-        name = self._name_for(style, native)
+        model = self.model_for(native, style, self.last_cleaned)
+        name = self._name_for(style, native, self.last_cleaned)
         self.last_model = resolve(name, native).name if isinstance(name, str) and not is_file(name) else None
         tile = self._tile_side(model, h, w, native)
         passes = 2 if img.alpha is not None else 1
-        per_pass = self.tiles_for(h, w, native, style)
+        per_pass = self.tiles_for(h, w, native, style, self.last_cleaned)
         total = passes * per_pass
 
         def progress(offset: int) -> ProgressFn | None:
@@ -290,10 +292,13 @@ class Upscaler:
 
     def _cleanup(self, img: ImageData, style: str) -> ImageData:
         """Whatever cleaning ``denoise`` asks for, with the restorers for ``style``."""
+        self.last_cleaned = None
         if self.auto:
             return self.clean(img, style)
         if self.denoiser is not None:
-            return self._restorer(self._level, style)(img)
+            cleaner = self._restorer(self._level, style)
+            img = cleaner(img)
+            self.last_cleaned = cleaner.last_kind
         return img
 
     def clean(self, img: ImageData, style: str = "photo") -> ImageData:
@@ -302,12 +307,13 @@ class Upscaler:
         (:func:`kakudai.zoo.auto_restorers`); a clean image comes back as it is."""
         from .infer.auto import assess
         self.last_assessment = a = assess(img.pixels, img.jpeg_quality)
-        self.last_cleanup = None
+        self.last_cleanup = self.last_cleaned = None
         if not a.degraded:
             return img
         cleaner = self._restorer("auto", style)
         img = cleaner(img, assessment=a)
         self.last_cleanup = f"cleaned: {cleaner.description}"
+        self.last_cleaned = cleaner.last_kind
         return img
 
     def _plane(self, model: nn.Module, a: np.ndarray, native: float, tile: int | None,

@@ -105,12 +105,14 @@ class Alias:
     """A name for the best shipped model at each scale: ``target`` at the scales it
     ships, ``other_scales`` (an arbitrary-scale model) at the rest. ``illustration``:
     the model that serves drawn images instead (``style="illustration"``) at the
-    scales it ships; at other scales drawings go the photo way."""
+    scales it ships; at other scales drawings go the photo way. ``after_jpeg``: the
+    model that upscales photos the JPEG restorer has cleaned, at the scales it ships."""
 
     name: str
     target: str
     other_scales: str
     illustration: str | None = None
+    after_jpeg: str | None = None
 
 
 def _declare(*entries: Shipped) -> dict[str, Shipped]:
@@ -131,6 +133,9 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("srcnn", "srcnn", scales=(3,)),
     # An RGB upscaler for illustrations (the aliases send drawings here).
     Shipped("art", "ksr", scales=(2, 4)),
+    # The flagship fine-tuned on what the JPEG restorer leaves (the aliases send photos
+    # that automatic or fixed-level JPEG cleaning has cleaned here).
+    Shipped("ksr-jpeg", "ksr", scales=(2,)),
     # Upscalers at any scale.
     Shipped("implicit", "implicit"),
     Shipped("implicit-fast", "implicit"),
@@ -145,7 +150,7 @@ ZOO: dict[str, Shipped] = _declare(
 )
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
-    Alias("default", "ksr", other_scales="implicit", illustration="art"),
+    Alias("default", "ksr", other_scales="implicit", illustration="art", after_jpeg="ksr-jpeg"),
     Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art"),
 )}
 # The models aliases send drawings to (an upscaler named as one cleans like one).
@@ -168,15 +173,20 @@ AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg"}
 ILLUSTRATION_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"}
 
 
-def for_style(name: str, style: str, scale: "float | tuple[float, float] | None" = None) -> str:
+def for_style(name: str, style: str, scale: "float | tuple[float, float] | None" = None,
+              cleaned: str | None = None) -> str:
     """The name that serves ``style`` ("photo" or "illustration") in place of alias
-    ``name`` at ``scale``: the alias's illustration model when it ships that scale, else
-    ``name`` itself (also for every name that is not an alias)."""
+    ``name`` at ``scale``: the alias's illustration model when it ships that scale; for a
+    photo that a restorer of kind ``cleaned`` ("jpeg" or "noise") has cleaned, the alias's
+    ``after_jpeg`` model when it was JPEG and that ships the scale; else ``name`` itself
+    (also for every name that is not an alias)."""
     alias = ALIASES.get(name)
-    if style == "illustration" and alias is not None and alias.illustration is not None:
-        e = ZOO.get(alias.illustration)
-        if e is not None and e.file(2.0 if scale is None else scale) is not None:
-            return e.name
+    if alias is None:
+        return name
+    pick = alias.illustration if style == "illustration" else alias.after_jpeg if cleaned == "jpeg" else None
+    e = ZOO.get(pick) if pick is not None else None
+    if e is not None and e.file(2.0 if scale is None else scale) is not None:
+        return e.name
     return name
 
 

@@ -46,6 +46,24 @@ def test_references_between_declarations() -> None:
         assert a.name not in ZOO
         assert ZOO[a.target].task == "upscale" and ZOO[a.target].scales
         assert ZOO[a.other_scales].any_scale
+        for pick in (a.illustration, a.after_jpeg):
+            assert pick is None or (ZOO[pick].task == "upscale" and ZOO[pick].scales)
+
+
+def test_alias_routes_by_style_and_cleaning(tmp_path, monkeypatch) -> None:
+    """Drawings go to the illustration model, photos a JPEG restorer cleaned to the
+    after-JPEG model, each only at the scales whose file ships; the rest to the alias."""
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    alias = ALIASES["default"]
+    assert zoo.for_style("default", "photo", 2, cleaned="jpeg") == "default"  # nothing ships
+    for pick in (alias.illustration, alias.after_jpeg):
+        (tmp_path / f"{pick}_x2.safetensors").touch()
+    assert zoo.for_style("default", "photo", 2, cleaned="jpeg") == alias.after_jpeg
+    assert zoo.for_style("default", "photo", 2, cleaned="noise") == "default"
+    assert zoo.for_style("default", "photo", 2) == "default"
+    assert zoo.for_style("default", "photo", 3, cleaned="jpeg") == "default"
+    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == alias.illustration
+    assert zoo.for_style("ksr", "photo", 2, cleaned="jpeg") == "ksr"  # a model named itself
 
 
 def test_only_the_zoo_knows_where_shipped_weights_live() -> None:

@@ -208,6 +208,7 @@ class Denoiser:
         self.models = dict(models or {})  # automatic strength: a shipped name per kind instead of the default
         self.auto = noise_level == "auto"
         self.last_assessment = None
+        self.last_kind: str | None = None  # what cleaned the last image: "noise", "jpeg" or None
         self._nets: dict[str, nn.Module] = {}
         if self.auto:
             if sigma is not None or jpeg is not None or model is not None:
@@ -246,12 +247,13 @@ class Denoiser:
         if self.auto:
             settings = self.settings_for(img, assessment)
             if settings is None:
-                self.description = "clean: unchanged"
+                self.description, self.last_kind = "clean: unchanged", None
                 return img
             kind, level, self.description = settings
             model = self._net(kind)
         else:
-            model, level = self.model, self.level
+            kind, model, level = self.kind, self.model, self.level
+        self.last_kind = kind
         a = img.pixels
         out_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}.get(a.dtype)
         if out_dtype is None and a.dtype != np.float32:
