@@ -310,3 +310,51 @@ def test_ema_warmup_follows_the_recent_weights(tiny_data, tmp_path) -> None:
                    for a, b in zip(t.ema.state_dict().values(), t.model.state_dict().values()))
     # After 8 steps, the ramped EMA sits near the trained weights; the plain one near the start.
     assert ema_gap(True) < 0.5 * ema_gap(False)
+
+
+def test_cleaned_by_trains_on_what_the_restorer_leaves(tiny_data, tmp_path) -> None:
+    """data.cleaned_by: each LR patch is JPEG-compressed at its drawn quality and cleaned
+    by the restorer at that quality, with a margin cut around it and cropped away after
+    (HR cropped to match); validation inputs with a jpeg:Q step go through the restorer
+    at Q, then the model."""
+    from kakudai.checkpoint import save_model
+    from kakudai.data.degrade import jpeg_roundtrip
+    from kakudai.evaluation import from_tensor
+    from kakudai.infer.restore import level_value, restore
+    from kakudai.infer.upscale import super_resolve
+
+    torch.manual_seed(0)
+    cleaner = kakudai.create_model("unet", channels=3, widths=(4, 8), blocks=1, level_map=True)
+    with torch.no_grad():
+        for p in cleaner.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # not the identity it starts as
+    save_model(cleaner, tmp_path / "cleaner.safetensors")
+    cfg = tiny_config(tiny_data, tmp_path, "ksr", [2], f"data.cleaned_by={str(tmp_path / 'cleaner.safetensors')!r}",
+                      "data.cleaned_margin=4", "data.jpeg_quality=[40, 40]", "data.val_degrade=['', 'jpeg:60']",
+                      "iterations=4", "val_every=4")
+    trainer = Trainer(cfg)
+    rng = np.random.default_rng(1)
+    lr = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    hr = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    got_lr, got_hr = trainer._jpeg_cleaned(lr, hr, 2, 4, (0, 2))
+    assert got_lr.shape == (2, 8, 8, 3) and got_hr.shape == (2, 16, 16, 3)
+    assert np.array_equal(got_hr, hr[:, 8:24, 8:24])
+    for n in range(2):
+        x = kakudai.data.io.uint8_to_tensor(jpeg_roundtrip(lr[n], 40, "4:2:0"))
+        want = restore(trainer.cleaner, x, level_value("jpeg", quality=40), out_dtype=torch.uint8)
+        assert np.array_equal(got_lr[n], want[0].permute(1, 2, 0).numpy()[4:12, 4:12])
+    assert not np.array_equal(got_lr[0], lr[0, 4:12, 4:12])
+
+    a, b = trainer._batch(2)
+    assert tuple(a.shape) == (4, 1, 8, 8) and tuple(b.shape) == (4, 1, 16, 16)
+    net = trainer.model.eval()
+    assert trainer._cleaning(net, "", 2) is net
+    run = trainer._cleaning(net, "jpeg:60", 2)
+    img = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    x = restore(trainer.cleaner, kakudai.data.io.uint8_to_tensor(img), level_value("jpeg", quality=60),
+                out_dtype=torch.uint8)
+    assert np.array_equal(run(img), from_tensor(super_resolve(net, x, 2, out_dtype=torch.uint8)))
+    trainer.model.train()
+    out = trainer.fit()
+    vals = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"val"' in x]
+    assert "val_x2_jpeg:60" in vals[-1] and "val_x2" in vals[-1]
