@@ -21,7 +21,7 @@ from .data.io import uint8_to_tensor as to_tensor
 from .infer.upscale import super_resolve
 from .ops.metrics import psnr, ssim
 
-__all__ = ["evaluate_folder", "to_tensor", "from_tensor", "evaluate_denoise", "evaluate_jpeg",
+__all__ = ["evaluate_folder", "after_cleaning", "to_tensor", "from_tensor", "evaluate_denoise", "evaluate_jpeg",
            "evaluate_restoration"]
 
 
@@ -80,6 +80,26 @@ def evaluate_folder(model: nn.Module | Callable[[np.ndarray], np.ndarray], folde
         out["ssim"] = float(np.mean([r["ssim"] for r in rows]))
     out["images"] = rows
     return out
+
+
+def after_cleaning(model: nn.Module, cleaner: nn.Module | None, spec: str | None,
+                   scale: float) -> nn.Module | Callable[[np.ndarray], np.ndarray]:
+    """What scores inputs degraded by ``spec`` the way the automatic route serves a JPEG:
+    the JPEG restorer ``cleaner`` at the quality of the spec's last ``jpeg:Q`` step,
+    rounded to 8 bits, then ``model`` at ``scale``. ``model`` itself when there is no
+    cleaner or no JPEG step. For :func:`evaluate_folder`."""
+    from .data.pipeline import parse_spec
+    from .infer.restore import level_value, restore
+
+    qualities = [v for op, v in parse_spec(spec) if op == "jpeg"] if spec else []
+    if cleaner is None or not qualities:
+        return model
+    level = level_value("jpeg", quality=qualities[-1])
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        x = restore(cleaner, to_tensor(lr), level, out_dtype=torch.uint8)
+        return from_tensor(super_resolve(model, x, scale, out_dtype=torch.uint8))
+    return run
 
 
 # ----------------------------------------------------------------- restoration

@@ -319,7 +319,7 @@ def test_cleaned_by_trains_on_what_the_restorer_leaves(tiny_data, tmp_path) -> N
     at Q, then the model."""
     from kakudai.checkpoint import save_model
     from kakudai.data.degrade import jpeg_roundtrip
-    from kakudai.evaluation import from_tensor
+    from kakudai.evaluation import after_cleaning, from_tensor
     from kakudai.infer.restore import level_value, restore
     from kakudai.infer.upscale import super_resolve
 
@@ -348,8 +348,8 @@ def test_cleaned_by_trains_on_what_the_restorer_leaves(tiny_data, tmp_path) -> N
     a, b = trainer._batch(2)
     assert tuple(a.shape) == (4, 1, 8, 8) and tuple(b.shape) == (4, 1, 16, 16)
     net = trainer.model.eval()
-    assert trainer._cleaning(net, "", 2) is net
-    run = trainer._cleaning(net, "jpeg:60", 2)
+    assert after_cleaning(net, trainer.cleaner, "", 2) is net
+    run = after_cleaning(net, trainer.cleaner, "blur:0.5,jpeg:60", 2)
     img = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
     x = restore(trainer.cleaner, kakudai.data.io.uint8_to_tensor(img), level_value("jpeg", quality=60),
                 out_dtype=torch.uint8)

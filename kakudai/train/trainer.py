@@ -26,7 +26,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -336,24 +336,6 @@ class Trainer:
         return np.ascontiguousarray(lr), np.ascontiguousarray(hr_u8[:, hm:hr_u8.shape[1] - hm,
                                                                      hm:hr_u8.shape[2] - hm])
 
-    def _cleaning(self, net: nn.Module, spec: str, scale: int) -> "nn.Module | Callable[[np.ndarray], np.ndarray]":
-        """What validation scores for inputs degraded by ``spec``: ``net`` itself, or, with
-        ``data.cleaned_by`` and a JPEG step in ``spec``, the restorer at that quality
-        followed by ``net`` (the automatic route at inference)."""
-        from ..data.pipeline import parse_spec
-        qualities = [v for op, v in parse_spec(spec) if op == "jpeg"] if spec else []
-        if self.cleaner is None or not qualities:
-            return net
-        from ..evaluation import from_tensor
-        from ..infer.restore import level_value, restore
-        from ..infer.upscale import super_resolve
-        level = level_value("jpeg", quality=qualities[-1])
-
-        def run(lr: np.ndarray) -> np.ndarray:
-            x = restore(self.cleaner, uint8_to_tensor(lr), level, out_dtype=torch.uint8)
-            return from_tensor(super_resolve(net, x, scale, out_dtype=torch.uint8))
-        return run
-
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
         lr = uint8_to_tensor(lr_u8)
@@ -390,7 +372,7 @@ class Trainer:
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
-        from ..evaluation import evaluate_folder
+        from ..evaluation import after_cleaning, evaluate_folder
         model = self.ema if self.ema is not None else self.model
         rec: dict[str, Any] = {"it": self.it, "kind": "val"}
         scores = []
@@ -404,7 +386,7 @@ class Trainer:
                     scores.append(r["psnr"])
                     continue
                 for spec in self.cfg.data.val_degrade:
-                    r = evaluate_folder(self._cleaning(net, spec, s), resolve_data_path(d), s,
+                    r = evaluate_folder(after_cleaning(net, self.cleaner, spec, s), resolve_data_path(d), s,
                                         with_ssim=False, degrade=spec)
                     rec[f"{r['name']}_x{s}" + (f"_{spec}" if spec else "")] = round(r["psnr"], 4)
                     scores.append(r["psnr"])
