@@ -65,7 +65,7 @@ class DataConfig:
     # restorer sees context as it does inside a whole image. Validation inputs with a
     # ``jpeg:Q`` step are cleaned at Q the same way. "" = no cleaning.
     cleaned_by: str = ""
-    cleaned_margin: int = 16
+    cleaned_margin: int = 16  # LR pixels of context around each patch for the restorer (cleaned_by)
     # Validation inputs (task = "sr"): "" is the benchmark LR, else a fixed chain such as
     # "jpeg:75" or "noise:10" applied after the shrink (kakudai.evaluation.degraded_lr).
     val_degrade: list[str] = field(default_factory=lambda: [""])
