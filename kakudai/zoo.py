@@ -45,7 +45,9 @@ class Shipped:
     ``scales``: the integer scales it ships a file for (``NAME_xS.safetensors``
     each); empty for one scale-free file ``NAME.safetensors`` (an arbitrary-scale
     model, or a same-size restorer). ``gray``: the shipped 1-channel model that gray
-    images go to when this one restores them.
+    images go to when this one restores them. ``after_jpeg``: the shipped upscaler
+    (this one fine-tuned on what the JPEG restorer leaves) that serves images a JPEG
+    restorer has cleaned, at the scales it ships.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Shipped:
     task: str = "upscale"
     scales: tuple[int, ...] = ()
     gray: str | None = None
+    after_jpeg: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -105,14 +108,12 @@ class Alias:
     """A name for the best shipped model at each scale: ``target`` at the scales it
     ships, ``other_scales`` (an arbitrary-scale model) at the rest. ``illustration``:
     the model that serves drawn images instead (``style="illustration"``) at the
-    scales it ships; at other scales drawings go the photo way. ``after_jpeg``: the
-    model that upscales photos the JPEG restorer has cleaned, at the scales it ships."""
+    scales it ships; at other scales drawings go the photo way."""
 
     name: str
     target: str
     other_scales: str
     illustration: str | None = None
-    after_jpeg: str | None = None
 
 
 def _declare(*entries: Shipped) -> dict[str, Shipped]:
@@ -127,14 +128,14 @@ def _declare(*entries: Shipped) -> dict[str, Shipped]:
 # Every shipped name. A file in kakudai/weights that no entry names is never loaded by name.
 ZOO: dict[str, Shipped] = _declare(
     # Upscalers at fixed scales (Y-channel networks; chroma is MATLAB bicubic).
-    Shipped("ksr", "ksr", scales=(2, 3, 4)),
+    Shipped("ksr", "ksr", scales=(2, 3, 4), after_jpeg="ksr-jpeg"),
     Shipped("ksr-fast", "ksr-fast", scales=(2, 3, 4)),
     Shipped("espcn", "espcn", scales=(2, 3, 4)),
     Shipped("srcnn", "srcnn", scales=(3,)),
     # An RGB upscaler for illustrations (the aliases send drawings here).
     Shipped("art", "ksr", scales=(2, 4)),
-    # The flagship fine-tuned on what the JPEG restorer leaves (the aliases send photos
-    # that automatic or fixed-level JPEG cleaning has cleaned here).
+    # The flagship fine-tuned on what the JPEG restorer leaves: it upscales the photos
+    # that automatic or fixed-level JPEG cleaning has cleaned (``after_jpeg`` above).
     Shipped("ksr-jpeg", "ksr", scales=(2,)),
     # Upscalers at any scale.
     Shipped("implicit", "implicit"),
@@ -150,7 +151,7 @@ ZOO: dict[str, Shipped] = _declare(
 )
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
-    Alias("default", "ksr", other_scales="implicit", illustration="art", after_jpeg="ksr-jpeg"),
+    Alias("default", "ksr", other_scales="implicit", illustration="art"),
     Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art"),
 )}
 # The models aliases send drawings to (an upscaler named as one cleans like one).
@@ -175,18 +176,22 @@ ILLUSTRATION_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"}
 
 def for_style(name: str, style: str, scale: "float | tuple[float, float] | None" = None,
               cleaned: str | None = None) -> str:
-    """The name that serves ``style`` ("photo" or "illustration") in place of alias
-    ``name`` at ``scale``: the alias's illustration model when it ships that scale; for a
-    photo that a restorer of kind ``cleaned`` ("jpeg" or "noise") has cleaned, the alias's
-    ``after_jpeg`` model when it was JPEG and that ships the scale; else ``name`` itself
-    (also for every name that is not an alias)."""
+    """The name that serves images of ``style`` ("photo" or "illustration") in place of
+    ``name`` at ``scale``, when a restorer of kind ``cleaned`` ("jpeg", "noise" or None)
+    cleaned them: for drawings, an alias's illustration model where it ships the scale;
+    then, for JPEG-cleaned images, the ``after_jpeg`` model of the shipped model serving
+    the scale, where that ships it; else ``name`` itself."""
+    s = 2.0 if scale is None else scale
     alias = ALIASES.get(name)
-    if alias is None:
-        return name
-    pick = alias.illustration if style == "illustration" else alias.after_jpeg if cleaned == "jpeg" else None
-    e = ZOO.get(pick) if pick is not None else None
-    if e is not None and e.file(2.0 if scale is None else scale) is not None:
-        return e.name
+    if style == "illustration" and alias is not None and alias.illustration is not None:
+        e = ZOO.get(alias.illustration)
+        if e is not None and e.file(s) is not None:
+            name = e.name
+    if cleaned == "jpeg" and (name in ALIASES or name in ZOO):
+        e = resolve(name, s).entry
+        after = ZOO.get(e.after_jpeg) if e is not None and e.after_jpeg else None
+        if after is not None and after.file(s) is not None:
+            return after.name
     return name
 
 

@@ -46,24 +46,32 @@ def test_references_between_declarations() -> None:
         assert a.name not in ZOO
         assert ZOO[a.target].task == "upscale" and ZOO[a.target].scales
         assert ZOO[a.other_scales].any_scale
-        for pick in (a.illustration, a.after_jpeg):
-            assert pick is None or (ZOO[pick].task == "upscale" and ZOO[pick].scales)
+        assert a.illustration is None or (ZOO[a.illustration].task == "upscale" and ZOO[a.illustration].scales)
+    for e in ZOO.values():
+        if e.after_jpeg is not None:  # the same network fine-tuned: same architecture, a subset of scales
+            after = ZOO[e.after_jpeg]
+            assert after.task == e.task == "upscale" and after.arch == e.arch and after.after_jpeg is None
+            assert set(after.scales) <= set(e.scales), e.name
 
 
-def test_alias_routes_by_style_and_cleaning(tmp_path, monkeypatch) -> None:
-    """Drawings go to the illustration model, photos a JPEG restorer cleaned to the
-    after-JPEG model, each only at the scales whose file ships; the rest to the alias."""
+def test_routes_by_style_and_cleaning(tmp_path, monkeypatch) -> None:
+    """Drawings go to the alias's illustration model, images a JPEG restorer cleaned to
+    the serving model's after-JPEG model, each only at the scales whose file ships."""
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     alias = ALIASES["default"]
+    photo, art = ZOO[alias.target], ZOO[alias.illustration]
+    assert photo.after_jpeg is not None
     assert zoo.for_style("default", "photo", 2, cleaned="jpeg") == "default"  # nothing ships
-    for pick in (alias.illustration, alias.after_jpeg):
-        (tmp_path / f"{pick}_x2.safetensors").touch()
-    assert zoo.for_style("default", "photo", 2, cleaned="jpeg") == alias.after_jpeg
+    for name in (photo.name, photo.after_jpeg, art.name):
+        (tmp_path / f"{name}_x2.safetensors").touch()
+    assert zoo.for_style("default", "photo", 2, cleaned="jpeg") == photo.after_jpeg
+    assert zoo.for_style(photo.name, "photo", 2, cleaned="jpeg") == photo.after_jpeg
     assert zoo.for_style("default", "photo", 2, cleaned="noise") == "default"
     assert zoo.for_style("default", "photo", 2) == "default"
-    assert zoo.for_style("default", "photo", 3, cleaned="jpeg") == "default"
-    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == alias.illustration
-    assert zoo.for_style("ksr", "photo", 2, cleaned="jpeg") == "ksr"  # a model named itself
+    assert zoo.for_style("default", "photo", 3, cleaned="jpeg") == "default"  # no x3 file
+    assert zoo.for_style("default", "illustration", 2) == art.name
+    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == (art.after_jpeg or art.name)
+    assert zoo.for_style("bicubic", "photo", 2, cleaned="jpeg") == "bicubic"
 
 
 def test_only_the_zoo_knows_where_shipped_weights_live() -> None:
