@@ -16,9 +16,15 @@ The schema (``format: kakudai.card.v1``), one for every task:
 ``summary``
     What the model is and how it was made, for a reader who knows nothing else.
 ``lineage``
-    The committed configs that made the file, in training order; each one after the
-    first starts from the previous one's result (its ``init_from``), so ``kakudai
-    train`` on them in turn reproduces the file.
+    The steps that made the file, in order, run from the repository root: committed
+    configs (``configs/NAME.toml``, each a ``kakudai train`` run) and, between them,
+    model surgery commands (``python scripts/deepen.py SRC OUT ...``: a model grown
+    deeper, converted to RGB, or turned into its gray companion). The first config
+    trains from scratch; each later one starts from the step before (its ``init_from``):
+    a run's output is ``runs/NAME/final.safetensors`` (the EMA weights when EMA is on) or
+    ``runs/NAME/last/model.safetensors`` (its raw weights), NAME being the config's
+    ``name``, and a command's output is its OUT. The last config's run gives the file.
+    :func:`lineage_problems` checks a card's chain without training.
 ``protocol``, ``command``
     How the results were measured, and the command that measures them.
 ``results``
@@ -36,7 +42,9 @@ The schema (``format: kakudai.card.v1``), one for every task:
     Optional rows ``{criterion, value, unit, pass}``: targets the model was held to.
 ``training``
     ``iterations``, ``wall_hours``, ``cpu_hours`` over all runs of the lineage,
-    ``runs`` (each run's log facts), ``config`` (the last run's resolved config).
+    ``runs`` (each run's log facts, oldest first: the last configs of the lineage; a
+    run that ended before its config's iteration count and time budget says how in
+    ``stopped``), ``config`` (the last run's resolved config).
 """
 
 from __future__ import annotations
@@ -44,13 +52,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
+import shlex
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 __all__ = ["FORMAT", "REQUIRED", "validate", "card_path", "read_card", "all_cards", "write_card",
-           "render_markdown", "measure", "level_value_of"]
+           "render_markdown", "measure", "level_value_of", "STEP_PREFIX", "is_config", "run_outputs",
+           "step_paths", "lineage_problems"]
 
 FORMAT = "kakudai.card.v1"
 # key -> accepted types (None allowed where listed)
@@ -92,9 +102,10 @@ def validate(card: dict[str, Any]) -> dict[str, Any]:
     check = card["results"][card["check"]]
     if check["source"] != "measured" or check["model"] != card["name"]:
         raise ValueError(f"card {name}: the check row must be a measured row of {card['name']}")
-    for cfg in card["lineage"]:
-        if not isinstance(cfg, str) or not cfg.endswith(".toml"):
-            raise ValueError(f"card {name}: lineage entry {cfg!r} is not a config file")
+    for step in card["lineage"]:
+        if not isinstance(step, str) or not (is_config(step) or step.startswith(STEP_PREFIX)):
+            raise ValueError(f"card {name}: lineage entry {step!r} is neither a config file nor a "
+                             f"'{STEP_PREFIX}...' command")
     return card
 
 
@@ -209,10 +220,13 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines.append("")
     tr = card["training"]
     lines += ["## Training", ""]
-    if card["lineage"]:
-        lines.append("Reproduce: " + ", then ".join(f"`kakudai train {c}`" for c in card["lineage"])
-                     + (" (each run starts from the one before, its `init_from`)." if len(card["lineage"]) > 1
-                        else "."))
+    if len(card["lineage"]) == 1:
+        lines += [f"Reproduce: `kakudai train {card['lineage'][0]}`.", ""]
+    elif card["lineage"]:
+        lines += ["Reproduce, from the repository root (each step starts from the output of the one "
+                  "before: a config's `init_from`):", ""]
+        lines += [f"{i}. `{'kakudai train ' + step if is_config(step) else step}`"
+                  for i, step in enumerate(card["lineage"], 1)]
         lines.append("")
     facts = []
     if "iterations" in tr:
@@ -236,7 +250,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         name = f"`{r['name']}`: " if r.get("name") else ""
         val = [v for v in r.get("validation", []) if isinstance(v.get("psnr"), (int, float))]
         last = f", last validation {val[-1]['psnr']:.3f} dB at iteration {val[-1]['it']:,}" if val else ""
-        lines.append(f"- {name}{r.get('iterations', 0):,} iterations in {r.get('wall_hours', 0):g} h{last}")
+        stopped = f"; stopped {r['stopped']}" if r.get("stopped") else ""
+        lines.append(f"- {name}{r.get('iterations', 0):,} iterations in {r.get('wall_hours', 0):g} h{last}{stopped}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -306,3 +321,130 @@ def measure(card: dict[str, Any], row: dict[str, Any], bench_dir: str | os.PathL
     if math.isnan(out["psnr"]):
         raise ValueError(f"{card['name']} on {row['set']}: PSNR is NaN")
     return out
+
+
+# ----------------------------------------------------------------------------- lineage
+STEP_PREFIX = "python scripts/"  # a lineage entry that is a command (model surgery) starts so
+# A run's outputs (kakudai.train.trainer): the weights at its end, EMA when EMA is on, and
+# the raw weights of its resume point.
+RUN_OUTPUTS = ("final.safetensors", "last/model.safetensors")
+# Resolved-config keys that say where or how fast a run went, not what it computed
+# (init_from is checked as the chain's link instead).
+MACHINE_KEYS = frozenset({"name", "out_dir", "threads", "progress", "init_from"})
+
+
+def is_config(step: str) -> bool:
+    """Whether a lineage entry is a config file (else a command)."""
+    return step.endswith(".toml")
+
+
+def run_outputs(cfg) -> set[str]:
+    """The files a run of TrainConfig ``cfg`` leaves, as paths relative to where it ran."""
+    run = PurePosixPath(cfg.out_dir) / (cfg.name or "run")
+    return {str(run / out) for out in RUN_OUTPUTS}
+
+
+def step_paths(command: str) -> tuple[str, str]:
+    """(input, output) weights of a surgery command: its script's first two arguments."""
+    words = shlex.split(command)
+    if len(words) < 4 or words[0] != "python":
+        raise ValueError(f"{command!r}: expected python scripts/SCRIPT.py SRC OUT ...")
+    return words[2], words[3]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections as dotted keys; a model's ``args`` and other maps stay whole."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k in ("data", "optim", "model", "degrade"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]:
+    """What keeps ``card``'s lineage from reproducing its file, without training (empty: none).
+
+    ``root``: the repository, where the configs and scripts live and the steps run. The
+    chain: every config exists and loads; the first trains from scratch; each later
+    config's ``init_from`` and each command's input is an output of the step before.
+    The last config builds the card's architecture and arguments (and trains the card's
+    scale). Against the card's training record: the last config holds the values the last
+    run resolved (machine-only keys aside), the runs are the lineage's last configs, each
+    within its config's iterations and time budget, and one that stopped short of both
+    says so (``stopped``).
+    """
+    from .registry import create_model
+    from .train.config import config_to_dict, load_config
+
+    root = Path(root)
+    lineage = card["lineage"]
+    problems: list[str] = []
+    if not lineage or not is_config(lineage[0]) or not is_config(lineage[-1]):
+        return [f"the lineage must start and end with a config: {lineage}"]
+    configs = []
+    outputs: set[str] = set()
+    for i, step in enumerate(lineage):
+        if is_config(step):
+            try:
+                cfg = load_config(root / step)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                problems.append(f"{step}: {type(e).__name__}: {e}")
+                return problems
+            if i == 0 and cfg.init_from:
+                problems.append(f"{step}: the first step trains from scratch, but init_from = {cfg.init_from!r}")
+            elif i > 0 and cfg.init_from not in outputs:
+                problems.append(f"{step}: init_from = {cfg.init_from!r}, not an output of {lineage[i - 1]} "
+                                f"({', '.join(sorted(outputs))})")
+            configs.append(cfg)
+            outputs = run_outputs(cfg)
+        else:
+            try:
+                src, out = step_paths(step)
+            except ValueError as e:
+                problems.append(str(e))
+                return problems
+            script = shlex.split(step)[1]
+            if not (root / script).is_file():
+                problems.append(f"{step}: no script {script}")
+            if i == 0 or src not in outputs:
+                problems.append(f"{step}: its input {src} is not an output of the step before "
+                                f"({', '.join(sorted(outputs)) or 'none'})")
+            outputs = {out}
+    last = configs[-1]
+    args = dict(last.model.args)
+    if last.data.task == "sr" and not last.data.continuous_scale:
+        args.setdefault("scale", last.data.scales[0] if len(last.data.scales) == 1 else list(last.data.scales))
+    model = create_model(last.model.name, **args)
+    built = {k: v for k, v in model.arch_args.items() if k != "scale"}
+    if (model.arch, built) != (card["arch"], {k: v for k, v in card["args"].items() if k != "scale"}):
+        problems.append(f"{lineage[-1]} builds {model.arch} {built}, the file is {card['arch']} {card['args']}")
+    if card["scale"] is not None and card["scale"] not in last.data.scales:
+        problems.append(f"{lineage[-1]} trains scales {last.data.scales}, the file is x{card['scale']:g}")
+    tr = card["training"]
+    ran = _flat(tr.get("config") or {})
+    own = _flat(config_to_dict(last))
+    for key, value in sorted(ran.items()):
+        if key not in MACHINE_KEYS and own.get(key, "<missing>") != value:
+            problems.append(f"{lineage[-1]}: {key} = {own.get(key, '<missing>')!r}, the run had {value!r}")
+    runs = tr.get("runs") or []
+    if len(runs) > len(configs):
+        problems.append(f"{len(runs)} runs on the card, {len(configs)} configs in the lineage")
+        return problems
+    for run, cfg in zip(runs, configs[len(configs) - len(runs):]):
+        its, hours = run.get("iterations", 0), run.get("wall_hours")
+        what = f"run {run.get('name') or cfg.name}"
+        if its > cfg.iterations:
+            problems.append(f"{what}: {its:,} iterations, its config {cfg.name} has {cfg.iterations:,}")
+        # 5% and a minute of slack: a resumed run repeats the steps after its last checkpoint.
+        if cfg.max_minutes and hours is not None and hours * 60 > cfg.max_minutes * 1.05 + 1:
+            problems.append(f"{what}: {hours * 60:.0f} minutes, its config {cfg.name} allows {cfg.max_minutes:g}")
+        ended = its >= cfg.iterations - cfg.log_every or (
+            cfg.max_minutes and hours is not None and hours * 60 >= 0.9 * cfg.max_minutes)
+        if not ended and not run.get("stopped"):
+            problems.append(f"{what}: ended at {its:,} iterations, before its config {cfg.name}'s "
+                            f"{cfg.iterations:,} iterations or {cfg.max_minutes:g} minutes, and says no 'stopped'")
+    if runs and "iterations" in tr and tr["iterations"] != sum(r.get("iterations", 0) for r in runs):
+        problems.append(f"training iterations {tr['iterations']:,} are not the runs' sum")
+    return problems

@@ -34,12 +34,16 @@ declaration says what to write. ``WEIGHTS`` is the trained ``.safetensors`` file
   1920x1080 image. E.g. re-shipping unet-jpeg grown to 4 blocks::
 
       python -m kakudai.ship unet-jpeg RUN/best.safetensors --run-dir RUN \\
-          --lineage configs/unet_jpeg.toml configs/unet_jpeg_deep.toml
+          --lineage configs/unet_jpeg.toml \\
+          "python scripts/deepen.py runs/unet-jpeg/final.safetensors runs/unet-jpeg-deep-init.safetensors --blocks 4" \\
+          configs/unet_jpeg_deep.toml
 
 ``--run-dir`` (repeat, oldest first) names the training runs behind the weights;
 their ``log.jsonl`` and ``config.json`` give iterations, hours and the resolved
-config. ``--lineage`` lists the committed configs that reproduce the file, in
-training order (each later one starts from the one before through ``init_from``).
+config. ``--lineage`` lists the steps that reproduce the file, in order: committed
+configs and, between them, model surgery commands (``python scripts/deepen.py SRC OUT
+...``); each later config starts from the step before through ``init_from``
+(:func:`kakudai.cards.lineage_problems` checks the chain; tests/test_shipped.py runs it).
 ``--keep-speed`` reuses the speed rows of the card being replaced (same
 architecture and arguments required), for a machine too busy to time fairly;
 ``--no-speed`` leaves them out. Every figure is measured here with what ``kakudai
@@ -48,7 +52,6 @@ eval`` runs, and ``tests/test_shipped.py`` re-measures each card's check row.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -345,12 +348,16 @@ def _finish(card: dict[str, Any], model: nn.Module, rows: list[dict[str, Any]], 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m kakudai.ship``: this module's own command line (parsed here, handed on as keywords)."""
+    import argparse
+
     ap = argparse.ArgumentParser(prog="python -m kakudai.ship", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", help="a name declared in kakudai/zoo.py")
     ap.add_argument("weights", help="the trained .safetensors file")
-    ap.add_argument("--lineage", nargs="+", required=True, metavar="CONFIG",
-                    help="committed configs that reproduce the weights, in training order")
+    ap.add_argument("--lineage", nargs="+", required=True, metavar="STEP",
+                    help="the configs (and quoted 'python scripts/...' surgery commands) that reproduce "
+                         "the weights, in order")
     ap.add_argument("--run-dir", type=Path, action="append", default=[],
                     help="a training run behind the weights (repeat, oldest first)")
     ap.add_argument("--summary", default="", help="what the model is and how it was made (the card's text)")
