@@ -32,7 +32,10 @@ The schema (``format: kakudai.card.v1``), one for every task:
     (restorers: the noise sigma in 0-255 units or the JPEG quality), and as measured:
     ``ssim``, ``n``, ``input_psnr`` (the degraded input itself), ``clip`` (noisy
     input clipped and rounded to 8 bits), ``clean`` (a clean image restored at that
-    level, PSNR against itself), ``label``. ``source`` is ``measured`` (by the ship
+    level, PSNR against itself), ``label``; upscaler rows may add ``degrade`` (a chain
+    such as ``jpeg:75`` applied to the LR, as ``kakudai eval --degrade``) and
+    ``cleaned_by`` (the JPEG restorer run first at the chain's quality, as the automatic
+    route does: :func:`kakudai.evaluation.after_cleaning`). ``source`` is ``measured`` (by the ship
     command, re-measurable with :func:`measure`) or ``published`` (a paper's figure).
 ``check``
     The index of the result row that the test suite re-measures.
@@ -70,7 +73,8 @@ REQUIRED: dict[str, tuple[type, ...]] = {
     "protocol": (str,), "command": (str,), "results": (list,), "check": (int,), "speed": (list,),
     "criteria": (list,), "training": (dict,),
 }
-ROW_KEYS = {"model", "set", "scale", "level", "psnr", "ssim", "n", "input_psnr", "clip", "clean", "label", "source"}
+ROW_KEYS = {"model", "set", "scale", "level", "psnr", "ssim", "n", "input_psnr", "clip", "clean", "label", "source",
+            "degrade", "cleaned_by"}
 
 
 def validate(card: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +149,13 @@ def _level_word(task: str) -> str:
     return "sigma" if task == "denoise-noise" else "quality"
 
 
+def _input(row: dict[str, Any]) -> str:
+    """How an upscaler row's LR was made, in words."""
+    if not row.get("degrade"):
+        return "clean"
+    return row["degrade"] + (f", cleaned by {row['cleaned_by']}" if row.get("cleaned_by") else "")
+
+
 def _results_md(card: dict[str, Any]) -> list[str]:
     rows = card["results"]
     task, own = card["task"], card["name"]
@@ -152,12 +163,15 @@ def _results_md(card: dict[str, Any]) -> list[str]:
     if task == "upscale":
         models = list(dict.fromkeys(r["model"] for r in rows))
         with_ssim = any("ssim" in r for r in rows if r["model"] == own)
-        keys = list(dict.fromkeys((r["scale"], r["set"]) for r in rows))
-        head = ["scale", "set"] + [f"{m} PSNR" for m in models] + ([f"{own} SSIM"] if with_ssim else [])
+        inputs = any("degrade" in r for r in rows)
+        keys = list(dict.fromkeys((r["scale"], r["set"], _input(r)) for r in rows))
+        head = (["scale", "set"] + (["input"] if inputs else []) + [f"{m} PSNR" for m in models]
+                + ([f"{own} SSIM"] if with_ssim else []))
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for s, st in keys:
-            got = {r["model"]: r for r in rows if r["scale"] == s and r["set"] == st}
-            cells = [f"x{s:g}", st] + [_f(got[m]["psnr"], 3) if m in got else "-" for m in models]
+        for s, st, inp in keys:
+            got = {r["model"]: r for r in rows if (r["scale"], r["set"], _input(r)) == (s, st, inp)}
+            cells = ([f"x{s:g}", st] + ([inp] if inputs else [])
+                     + [_f(got[m]["psnr"], 3) if m in got else "-" for m in models])
             if with_ssim:
                 cells.append(_f(got[own].get("ssim"), 4) if own in got else "-")
             lines.append("| " + " | ".join(cells) + " |")
@@ -291,7 +305,7 @@ def measure(card: dict[str, Any], row: dict[str, Any], bench_dir: str | os.PathL
     """
     from . import zoo
     from .checkpoint import load_weights_file
-    from .evaluation import evaluate_denoise, evaluate_folder, evaluate_jpeg
+    from .evaluation import after_cleaning, evaluate_denoise, evaluate_folder, evaluate_jpeg
 
     if row["source"] != "measured":
         raise ValueError(f"{row['model']} on {row['set']}: a published figure, not measured here")
@@ -303,7 +317,12 @@ def measure(card: dict[str, Any], row: dict[str, Any], bench_dir: str | os.PathL
             model = zoo.load_model(row["model"], row.get("scale"))
     with_ssim = "ssim" in row
     if card["task"] == "upscale":
-        r = evaluate_folder(model, folder, row["scale"], with_ssim=with_ssim)
+        cleaner = None
+        if row.get("cleaned_by"):
+            from .infer.restore import load_restorer
+            cleaner = load_restorer("jpeg", row["cleaned_by"])
+        r = evaluate_folder(after_cleaning(model, cleaner, row.get("degrade"), row["scale"]), folder,
+                            row["scale"], with_ssim=with_ssim, degrade=row.get("degrade"))
         return {"psnr": r["psnr"], "n": r["n"], **({"ssim": r["ssim"]} if with_ssim else {})}
     if row.get("clean"):
         return {"psnr": _clean_psnr(model, folder, level_value_of(card["task"], row["level"]))}

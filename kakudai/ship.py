@@ -74,6 +74,10 @@ DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench
 SR_SETS = ("Set5", "Set14")
 ANY_SCALES = (1.5, 2, 2.5, 3, 3.5, 4, 6, 8)
 SR_PROTOCOL = "Y (BT.601 16-235), border = ceil(scale), LR = MATLAB bicubic rounded to uint8"
+# An after-JPEG upscaler (a zoo entry's ``after_jpeg``) is measured on JPEG at this quality.
+AFTER_JPEG_QUALITY = 75
+AFTER_JPEG_PROTOCOL = (SR_PROTOCOL + ", then JPEG (Pillow, 4:2:0) at the quality given and cleaned by the "
+                       "named restorer told that quality, rounded to uint8")
 # (set, levels, published anchors) per restoration kind: BM3D / DnCNN, ARCNN / DnCNN-3 (dB).
 RESTORE_TABLES: dict[str, list[tuple[str, list[int], dict[str, list[float]]]]] = {
     "noise": [("Kodak24", [15, 25, 50], {"BM3D": [34.28, 32.15, 28.46], "DnCNN": [34.60, 32.14, 28.95]}),
@@ -209,6 +213,22 @@ def _sr_rows(name: str, sets: list[str], scales: list[float], reference: str | N
     return rows
 
 
+def _after_jpeg_rows(name: str, base: str, cleaner: str, sets: list[str], scale: float,
+                     quality: int = AFTER_JPEG_QUALITY) -> list[dict[str, Any]]:
+    """The rows of an after-JPEG upscaler's card: on each set, JPEG at ``quality`` cleaned
+    by ``cleaner``, then this model and the model it was tuned from; then this model on
+    clean LR (which it is not served)."""
+    spec = f"jpeg:{quality}"
+    rows = []
+    for st in sets:
+        for who in (name, base):
+            rows.append({"model": who, "set": st, "scale": scale, "degrade": spec, "cleaned_by": cleaner,
+                         "psnr": 0.0, "ssim": 0.0, "n": 0, "source": "measured"})
+    rows += [{"model": name, "set": st, "scale": scale, "psnr": 0.0, "ssim": 0.0, "n": 0, "source": "measured"}
+             for st in sets]
+    return rows
+
+
 def _restore_rows(name: str, kind: str, gray: bool, sets: list[str] | None) -> tuple[list[dict[str, Any]], int]:
     """The rows of a restorer card, and the index of its check row (the last set's first level)."""
     from .infer.restore import BLIND_QUALITY, MAX_SIGMA, NOISE_LEVEL_QUALITY
@@ -268,6 +288,7 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
             "criteria": [], "training": training}
     written = []
     if e.task == "upscale" and e.scales:
+        tuned_from = next((b for b in zoo.ZOO.values() if b.after_jpeg == name), None)
         chosen = e.scales if not scales else tuple(int(v) for v in scales)
         if not set(chosen) <= set(e.scales):
             raise ValueError(f"{name} declares x{'/'.join(map(str, e.scales))}, not x{scales}")
@@ -276,11 +297,20 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
             if s not in have:
                 raise ValueError(f"{weights}: serves x{'/'.join(map(str, have))}, {name} declares x{s}")
             model = for_inference(src.for_scale(s) if len(have) > 1 else src)
-            rows = _sr_rows(name, list(sets or SR_SETS), [s], None)
+            folders = " ".join(str(bench / st) for st in sets or SR_SETS)
+            if tuned_from is None:
+                rows = _sr_rows(name, list(sets or SR_SETS), [s], None)
+                protocol, command = SR_PROTOCOL, f"kakudai eval --model {name} --scale {s} {folders}"
+            else:
+                style = "illustration" if tuned_from.name in zoo.ILLUSTRATION_MODELS else "photo"
+                rows = _after_jpeg_rows(name, tuned_from.name, zoo.auto_restorers(style)["jpeg"],
+                                        list(sets or SR_SETS), s)
+                protocol = AFTER_JPEG_PROTOCOL
+                command = (f"kakudai eval --model {tuned_from.name} --scale {s} --degrade jpeg:{AFTER_JPEG_QUALITY} "
+                           f"--denoise auto {folders} (the automatic route, which reads the quality from the "
+                           "pixels and serves this model)")
             card = {**base, "file": e.path(s).name, "scale": s, "arch": model.arch, "args": model.arch_args,
-                    "params": count_params(model), "protocol": SR_PROTOCOL,
-                    "command": f"kakudai eval --model {name} --scale {s} " + " ".join(
-                        str(bench / st) for st in sets or SR_SETS),
+                    "params": count_params(model), "protocol": protocol, "command": command,
                     "results": rows, "check": 0}
             written.append(_finish(card, model, rows, bench, out, speed,
                                    lambda m, s=s: [{"model": name, "scale": s,
