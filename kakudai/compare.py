@@ -1,4 +1,5 @@
-"""``kakudai compare``: one crop, side by side, for bicubic, each model and the original.
+"""One crop, side by side, for bicubic, each model and the original (``kakudai compare``,
+whose command line is :mod:`kakudai.cli.compare`).
 
 Given a high-resolution image (the default), it is mod-cropped and downscaled
 with MATLAB bicubic exactly as the benchmarks do, each method upscales that
@@ -13,7 +14,6 @@ Drawing uses PIL only.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Panel", "compare_panels", "render_figure", "parse_models", "parse_crop", "run_compare"]
+__all__ = ["Panel", "compare_panels", "render_figure", "parse_models", "parse_crop"]
 
 BACKGROUND, INK, MUTED = (255, 255, 255), (20, 20, 20), (90, 90, 90)
 
@@ -173,42 +173,3 @@ def render_figure(panels: list[Panel], crop: tuple[int, int, int, int], zoom: in
         if p.psnr is not None:
             draw.text((left, top + ph + 6 + 20 * len(labels[i])), f"PSNR {p.psnr:.2f} dB", fill=MUTED, font=small)
     return fig
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    """The ``kakudai compare`` command. Returns the exit code."""
-    from .checkpoint import WeightsError
-    from .data.io import ImageData, ImageReadError, ImageWriteError, write_image
-
-    def fail(path: object, reason: str) -> int:
-        print(f"kakudai: error: {path}: {reason}", file=sys.stderr)
-        return 1
-
-    if not args.scale > 1:
-        return fail(args.image, "--scale must be greater than 1")
-    try:
-        panels = compare_panels(args.image, parse_models(args.models), args.scale, lr=args.lr,
-                                degrade=args.degrade, denoise=None if args.denoise == "off" else "auto")
-        h, w = panels[-1].image.shape[:2]
-        crop = parse_crop(args.crop, h, w)
-    except ImageReadError as e:
-        return fail(e.path, e.reason)
-    except WeightsError as e:  # names its model or file itself
-        print(f"kakudai: error: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        return fail(args.image, str(e))
-    what = "input" if args.lr else "original"
-    title = (f"{Path(args.image).name}  x{args.scale:g}" + (f" after {args.degrade}" if args.degrade else "")
-             + f"  crop {crop[0]},{crop[1]},{crop[2]},{crop[3]}"
-             + ("" if args.lr else f" of the {what}; PSNR: Y channel, whole image, border {math.ceil(args.scale)}"))
-    fig = render_figure(panels, crop, zoom=args.zoom, title=title)
-    try:
-        write_image(args.output, ImageData(np.asarray(fig)))
-    except (ImageWriteError, ValueError) as e:
-        return fail(args.output, getattr(e, "reason", str(e)))
-    for p in panels:
-        score = "" if p.psnr is None else f"{p.psnr:8.3f} dB"
-        print(f"{p.label:<32} {score}")
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0

@@ -116,7 +116,7 @@ def _usage(parser: argparse.ArgumentParser) -> str:
 
 def cli_md() -> str:
     parser = _build_parser()
-    lines = [GENERATED.format(source="the argparse parser of kakudai/cli.py"), "",
+    lines = [GENERATED.format(source="the argparse parser of kakudai/cli/"), "",
              "# Command line reference", "",
              f"`{parser.prog}`: {parser.description}", "",
              "Every subcommand accepts `-h` / `--help`; `kakudai --version` prints the version, and",

@@ -170,7 +170,8 @@ def test_a_stopped_worker_leaves_no_partial_output(tmp_path):
 
     from kakudai.api import Upscaler
     from kakudai.cli import build_parser
-    from kakudai.cli_jobs import Job
+    from kakudai.cli.jobs import Job
+    from kakudai.cli.upscale import batch_options
     from kakudai.infer.distributed import _Worker
 
     rng = np.random.default_rng(1)
@@ -178,8 +179,7 @@ def test_a_stopped_worker_leaves_no_partial_output(tmp_path):
     args = build_parser().parse_args(["upscale", str(tmp_path / "big.png"), "-o", str(tmp_path / "out"),
                                       "--model", "ksr", "--denoise", "off"])
     make = functools.partial(Upscaler, "ksr", tile=24, denoise=None)  # many small tiles: a long job
-    worker = _Worker(make, (2.0, None, None), {k: v for k, v in vars(args).items() if k != "func"},
-                     str(Path.cwd()), threads=1, with_video=False)
+    worker = _Worker(make, (2.0, None, None), batch_options(args).job, str(Path.cwd()), threads=1, with_video=False)
     assert worker.init_error is None
     (tmp_path / "out").mkdir()
     result: list = []

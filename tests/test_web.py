@@ -23,8 +23,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 import kakudai  # noqa: E402
 from kakudai.web.jobs import Rendered, render_png  # noqa: E402
-from kakudai.web.options import (ApiError, ApiFeatures, WebConfig, api_features, model_choices,  # noqa: E402
-                                 parse_request)
+from kakudai.web.options import ApiError, WebConfig, model_choices, parse_request  # noqa: E402
 from kakudai.web.server import create_app  # noqa: E402
 
 BASE = "http://127.0.0.1"
@@ -84,9 +83,7 @@ def test_page_and_models(client):
     expected = ["default", "fast", "bicubic"] if fast else ["default", "bicubic"]
     assert names[:len(expected)] == expected
     assert info["limits"]["max_pixels"] == 100_000 and "PNG" in info["limits"]["formats"]
-    feats = api_features()
-    assert info["denoise"]["available"] == feats.denoise
-    assert info["target_size"] == (feats.target_size is not None)
+    assert info["denoise"]["levels"] == [0, 1, 2, 3]
     # Only models that can upscale are offered: every architecture without shipped weights
     # is absent, and so is every restorer (the denoise option uses those).
     shipped = {e.name for e in kakudai.zoo.shipped()}
@@ -210,28 +207,20 @@ def test_bad_scale(client, scale):
     assert_still_serving(client)
 
 
-def test_options_the_api_lacks_are_refused_cleanly(client):
-    feats = api_features()
-    if not feats.denoise:
-        assert_error(post(client, png_bytes(), scale=2, denoise=1), 400, "not available")
-    if feats.target_size is None:
-        assert_error(post(client, png_bytes(), width=100), 400, "not available")
+def test_bad_denoise_is_refused_cleanly(client):
     assert_error(post(client, png_bytes(), denoise=7), 400, "denoise")
     assert_still_serving(client)
     assert post(client, png_bytes(), scale=2, denoise="none").status_code == 200
 
 
-def test_target_size_and_progress_when_the_api_has_them():
-    feats = api_features()
-    if feats.target_size is None:
-        pytest.skip("kakudai.upscale has no target size in this version")
+def test_target_size_and_progress():
     seen = []
 
-    def watched(data, req, cfg, features, progress=None) -> Rendered:
+    def watched(data, req, cfg, upscalers, progress=None) -> Rendered:
         def spy(done: int, total: int) -> None:
             seen.append((done, total))
             progress(done, total)
-        return render_png(data, req, cfg, features, spy)
+        return render_png(data, req, cfg, upscalers, spy)
 
     with TestClient(create_app(WebConfig(tile=8), work=watched), base_url=BASE) as c:
         r = post(c, png_bytes(20, 16), width=50, model="bicubic")
@@ -240,28 +229,51 @@ def test_target_size_and_progress_when_the_api_has_them():
         r = post(c, png_bytes(20, 16), width=100, height=40, model="bicubic")  # fits the box
         assert Image.open(io.BytesIO(r.content)).size == (50, 40)
         assert_error(post(c, png_bytes(20, 16), width=50, scale=2), 400, "either")
-    if feats.progress:  # the API's tile callback reaches the job (counts are the API's own)
-        assert seen and all(d >= 1 and t >= 1 for d, t in seen), seen
+    # The API's tile callback reaches the job (counts are the API's own).
+    assert seen and all(d >= 1 and t >= 1 for d, t in seen), seen
 
 
-def test_features_follow_the_api_signature():
-    def future_upscale(image, scale=2, model="default", tile=None, tta=False, denoise=None, size=None,
-                       progress=None):
-        raise AssertionError("not called")
-    feats = api_features(future_upscale)
-    assert feats == ApiFeatures(denoise=True, target_size="size", progress="progress")
+def test_requests_map_to_the_upscaler_settings():
     cfg = WebConfig()
-    req = parse_request({"model": "bicubic", "width": "300", "denoise": "2"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "bicubic", "size": (300, None), "denoise": 2, "style": "auto"}
-    req = parse_request({"model": "default", "scale": "2.5"}, cfg, feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.5, "denoise": "auto",
-                                     "style": "auto"}  # the defaults
+    req = parse_request({"model": "bicubic", "width": "300", "denoise": "2"}, cfg, model_choices())
+    assert req.upscaler_key() == ("bicubic", 2, "auto")
+    assert req.size_kwargs() == {"scale": None, "width": 300, "height": None}
+    req = parse_request({"model": "default", "scale": "2.5"}, cfg, model_choices())
+    assert req.upscaler_key() == ("default", "auto", "auto")  # the defaults
+    assert req.size_kwargs() == {"scale": 2.5, "width": None, "height": None}
     req = parse_request({"model": "default", "scale": "2", "denoise": "none", "style": "Illustration"}, cfg,
-                        feats, model_choices())
-    assert req.api_kwargs(feats) == {"model": "default", "scale": 2.0, "denoise": None,  # off, said explicitly
-                                     "style": "illustration"}
+                        model_choices())
+    assert req.upscaler_key() == ("default", None, "illustration")  # off, said explicitly
     with pytest.raises(ApiError, match="style"):
-        parse_request({"model": "default", "style": "anime"}, cfg, feats, model_choices())
+        parse_request({"model": "default", "style": "anime"}, cfg, model_choices())
+
+
+def test_models_are_kept_between_requests(monkeypatch):
+    """A second request with the same settings loads no model; settings beyond
+    ``kept_upscalers`` push out the least recently used."""
+    import kakudai.api
+
+    loads = []
+    real = kakudai.api.load_model
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kakudai.api, "load_model", counting)
+    app = create_app(WebConfig(kept_upscalers=2))
+    with TestClient(app, base_url=BASE) as c:
+        for _ in range(3):
+            r = post(c, png_bytes(12, 10), scale=2, model="default", denoise="none", style="photo")
+            assert r.status_code == 200, r.text
+        assert len(loads) == 1, loads
+        # Two more settings: the first is dropped ...
+        post(c, png_bytes(12, 10), scale=2, model="default", denoise="none", style="illustration")
+        post(c, png_bytes(12, 10), scale=2, model="bicubic", denoise="none", style="photo")
+        assert len(app.state.jobs.upscalers) == 2
+        n = len(loads)
+        post(c, png_bytes(12, 10), scale=2, model="default", denoise="none", style="photo")
+        assert len(loads) == n + 1  # ... and loaded again when asked for
 
 
 # ---------------------------------------------------------------------- jobs, queue, limits on work
@@ -299,10 +311,10 @@ def test_bounded_queue_runs_off_the_event_loop():
     release = threading.Event()
     threads: list[str] = []
 
-    def slow_work(data, req, cfg, features, progress=None) -> Rendered:
+    def slow_work(data, req, cfg, upscalers, progress=None) -> Rendered:
         threads.append(threading.current_thread().name)
         assert release.wait(10)
-        return render_png(data, req, cfg, features, progress)
+        return render_png(data, req, cfg, upscalers, progress)
 
     app = create_app(WebConfig(max_running=1, max_waiting=1), work=slow_work)
     with TestClient(app, base_url=BASE) as c:
@@ -335,9 +347,9 @@ def test_bounded_queue_runs_off_the_event_loop():
 def test_cancel_queued_job():
     release = threading.Event()
 
-    def slow_work(data, req, cfg, features, progress=None) -> Rendered:
+    def slow_work(data, req, cfg, upscalers, progress=None) -> Rendered:
         release.wait(10)
-        return render_png(data, req, cfg, features, progress)
+        return render_png(data, req, cfg, upscalers, progress)
 
     app = create_app(WebConfig(max_running=1, max_waiting=2), work=slow_work)
     with TestClient(app, base_url=BASE) as c:
@@ -356,11 +368,11 @@ def test_cancel_queued_job():
 def test_internal_error_is_json_and_server_survives():
     calls = []
 
-    def flaky(data, req, cfg, features, progress=None) -> Rendered:
+    def flaky(data, req, cfg, upscalers, progress=None) -> Rendered:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("simulated crash")
-        return render_png(data, req, cfg, features, progress)
+        return render_png(data, req, cfg, upscalers, progress)
 
     with TestClient(create_app(WebConfig(), work=flaky), base_url=BASE) as c:
         assert_error(post(c, png_bytes(), scale=2, model="bicubic"), 500, "simulated crash")

@@ -147,17 +147,17 @@ def test_page_upload_compare_download(server_url, browser, tmp_path):
     with Image.open(saved) as out:
         assert out.format == "PNG" and out.size == (2 * w, 2 * h)
 
-    # A target size instead of a scale, where the API has one (the page enables the option).
-    if page.is_enabled("#mode-size"):
-        page.check("#mode-size")
-        page.fill("#width", str(w * 5 // 2))
-        page.click("#go")
-        page.wait_for_function(INFO_HAS, arg=f"→ {w * 5 // 2}×")
-        page.check("#mode-scale")
-        page.fill("#scale", "2")
-        page.click("#go")
-        page.wait_for_function(INFO_HAS, arg=f"→ {2 * w}×")
-        page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] / 2)
+    # A target size instead of a scale.
+    assert page.is_enabled("#mode-size")
+    page.check("#mode-size")
+    page.fill("#width", str(w * 5 // 2))
+    page.click("#go")
+    page.wait_for_function(INFO_HAS, arg=f"→ {w * 5 // 2}×")
+    page.check("#mode-scale")
+    page.fill("#scale", "2")
+    page.click("#go")
+    page.wait_for_function(INFO_HAS, arg=f"→ {2 * w}×")
+    page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] / 2)
 
     shot = tmp_path / "web.png"
     page.screenshot(path=str(shot), full_page=True)

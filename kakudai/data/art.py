@@ -27,7 +27,6 @@ training config names as ``$KAKUDAI_CACHE/art/openclipart-<size>``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -283,6 +282,9 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kakudai.data.art``: this module's own command line (parsed here, handed on as keywords)."""
+    import argparse
+
     ap = argparse.ArgumentParser(
         prog="python -m kakudai.data.art",
         description="Render Debian's openclipart-svg drawings to PNG training images.")

@@ -1,13 +1,14 @@
 """Batch inference over a Ray cluster: ``kakudai upscale|denoise --executor ray``.
 
 The driver (the ``kakudai`` process) plans the jobs exactly as the local path
-does (:func:`kakudai.cli_upscale.plan_outputs`), settles on its own the jobs
+does (:func:`kakudai.cli.batch.plan_outputs`), settles on its own the jobs
 that need no model (a planning problem, an output that already exists), and
 hands every other job, one image or video file each, to a pool of Ray actors.
 Each actor builds the processor once (the same ``Upscaler`` or ``Denoiser``
 the local run builds, weights loaded at start) with its own number of torch
 threads, and runs the local per-file code path,
-:func:`kakudai.cli_jobs._run_job`, on one job at a time: the same read,
+:func:`kakudai.cli.jobs.run_job`, with the run's typed
+:class:`~kakudai.cli.jobs.JobOptions`, on one job at a time: the same read,
 tiling, atomic write (hidden temporary file, renamed when complete), skip
 check and one-line errors. What that path prints is captured in the actor
 and printed by the driver, so the terminal shows one progress bar for the
@@ -23,18 +24,21 @@ here and only when ``--executor ray`` runs.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import io
 import os
 import threading
 import time
 from contextlib import ExitStack, contextmanager, redirect_stderr
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..cli_jobs import first_line
+from ..cli.errors import first_line
 
-__all__ = ["MISSING_EXTRA", "options_problem", "run_on_ray"]
+if TYPE_CHECKING:
+    from ..cli.jobs import JobOptions
+
+__all__ = ["MISSING_EXTRA", "ClusterOptions", "options_problem", "run_on_ray"]
 
 MISSING_EXTRA = '--executor ray needs Ray, which is not installed: pip install "kakudai[ray]"'
 
@@ -43,22 +47,35 @@ MISSING_EXTRA = '--executor ray needs Ray, which is not installed: pip install "
 STOP_GRACE_S = 60.0
 
 
-def options_problem(args: argparse.Namespace) -> str | None:
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where a batch runs. ``executor``: "local" (this process) or "ray". The rest are
+    for Ray only: ``address`` of the cluster (None: RAY_ADDRESS, else a local Ray),
+    ``workers`` (None: cluster CPUs / threads per worker), ``threads_per_worker`` (None: 1)."""
+
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+
+
+def options_problem(cluster: ClusterOptions, threads: int | None = None) -> str | None:
     """Why the cluster options cannot run, in one line (None: they can).
 
     With ``--executor local`` the cluster-only options are refused rather than
-    silently ignored; with ``--executor ray``, Ray must be importable.
+    silently ignored; with ``--executor ray``, Ray must be importable and ``threads``
+    (the local process's torch threads) must not be set.
     """
-    ray_only = [name for name, value in (("--address", args.address), ("--workers", args.workers),
-                                         ("--threads-per-worker", args.threads_per_worker))
+    ray_only = [name for name, value in (("--address", cluster.address), ("--workers", cluster.workers),
+                                         ("--threads-per-worker", cluster.threads_per_worker))
                 if value is not None]
-    if args.executor != "ray":
+    if cluster.executor != "ray":
         return f"{ray_only[0]} needs --executor ray" if ray_only else None
-    if args.workers is not None and args.workers < 1:
+    if cluster.workers is not None and cluster.workers < 1:
         return "--workers must be at least 1"
-    if args.threads_per_worker is not None and args.threads_per_worker < 1:
+    if cluster.threads_per_worker is not None and cluster.threads_per_worker < 1:
         return "--threads-per-worker must be at least 1"
-    if args.threads is not None:
+    if threads is not None:
         return "--threads sets the local process; with --executor ray use --threads-per-worker"
     try:
         import ray  # noqa: F401
@@ -77,19 +94,19 @@ class _Worker:
     running :meth:`run`.
     """
 
-    def __init__(self, make_processor: Callable[[], Any], settings: tuple, args: dict, cwd: str,
+    def __init__(self, make_processor: Callable[[], Any], settings: tuple, options: "JobOptions", cwd: str,
                  threads: int, with_video: bool) -> None:
         import torch
         from PIL import Image
 
         from ..bench import retain_freed_memory
-        from ..cli_jobs import _video_backend
+        from ..cli.jobs import video_backend
 
         torch.set_num_threads(threads)
         retain_freed_memory()  # as the local CLI does (docs/speed.md)
         Image.init()  # all format plugins now, not lazily inside a job (see run_upscale)
         self.settings = settings
-        self.args = argparse.Namespace(**args)
+        self.options = options  # the run's JobOptions
         self.running: int | None = None  # thread id of the run() in progress
         self.lock = threading.Lock()
         self.init_error: str | None = None
@@ -104,13 +121,13 @@ class _Worker:
             scale = settings[0]
             if scale is not None and hasattr(self.up, "model_for"):
                 self.up.model_for(self.up.plan(64, 64, scale)[0])  # load the weights once, now
-            self.video_fn = _video_backend() if with_video else None
+            self.video_fn = video_backend() if with_video else None
         except Exception as e:  # noqa: BLE001  reported by run(), one line, for the driver to print
             self.init_error = first_line(e)
 
     def run(self, job: Any) -> tuple[str, list[str]]:
-        """(status, printed lines) for one job; status as ``_run_job``'s, or 'interrupted'."""
-        from ..cli_jobs import _run_job
+        """(status, printed lines) for one job; status as ``run_job``'s, or 'interrupted'."""
+        from ..cli.jobs import run_job
 
         if self.init_error is not None:
             return "abort", [f"kakudai: error: {self.init_error}"]
@@ -119,7 +136,7 @@ class _Worker:
             self.running = threading.get_ident()
         try:
             with redirect_stderr(buf):
-                status = _run_job(job, self.up, *self.settings, self.args, self.video_fn)
+                status = run_job(job, self.up, *self.settings, self.options, self.video_fn)
         except KeyboardInterrupt:  # from stop(): any temporary output was removed on the way out
             status = "interrupted"
         finally:
@@ -190,23 +207,24 @@ class ClusterError(RuntimeError):
     """The Ray cluster cannot be joined (the message is the one line to print)."""
 
 
-def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[], Any],
+def run_on_ray(cluster: ClusterOptions, options: "JobOptions", jobs: list, make_processor: Callable[[], Any],
                settings: tuple, failed: int, desc: str, with_video: bool) -> int:
-    """Run ``jobs`` on a Ray actor pool; prints and returns as ``run_upscale`` does.
+    """Run ``jobs`` on a Ray actor pool; prints and returns as the local batch loop does.
 
+    ``options``: the run's :class:`~kakudai.cli.jobs.JobOptions` (each worker gets a copy).
     ``make_processor``: builds the processor in each actor (picklable).
     ``settings``: (scale, width, height). ``failed``: inputs already reported bad.
     """
-    import signal
     import sys
 
     import ray
     from tqdm import tqdm
 
-    from ..cli_jobs import Terminated, _run_job, _say, _sigterm_raises, error, summary_line
+    from ..cli.errors import error, say
+    from ..cli.jobs import run_job, summary_line
+    from ..cli.signals import Terminated, exit_code, sigterm_raises
 
-    threads = args.threads_per_worker or 1
-    opts = {k: v for k, v in vars(args).items() if k != "func"}
+    threads = cluster.threads_per_worker or 1
     t0 = time.perf_counter()
     bar = tqdm(total=len(jobs), unit="file", desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
     interrupted: BaseException | None = None
@@ -221,29 +239,29 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
 
     try:
         with ExitStack() as stack:
-            stack.enter_context(_sigterm_raises())
+            stack.enter_context(sigterm_raises())
             # Jobs that need no model are settled here, with the local path's own messages.
             todo = []
             for job in jobs:
-                if job.problem or (job.dst.exists() and not args.overwrite):
-                    settle(_run_job(job, None, *settings, args, None))
+                if job.problem or (job.dst.exists() and not options.overwrite):
+                    settle(run_job(job, None, *settings, options, None))
                 else:
                     todo.append(job)
             if todo:
                 try:
-                    started = _connect(args.address)
+                    started = _connect(cluster.address)
                 except ClusterError as e:
-                    _say(f"kakudai: error: {e}")
+                    say(f"kakudai: error: {e}")
                     return 1
                 # ray.init installs its own SIGTERM handler (exit without cleanup), and an exception
                 # raised by a handler inside Ray's calls comes out as SystemError: so from here SIGTERM
                 # is only noted, and the waiting loop raises Terminated.
                 term = stack.enter_context(_sigterm_noted())
                 cpus = int(ray.cluster_resources().get("CPU", 1))
-                n = min(args.workers or max(1, cpus // threads), len(todo))
+                n = min(cluster.workers or max(1, cpus // threads), len(todo))
                 bar.set_postfix_str(f"{n} workers x {threads} thread{'s' if threads > 1 else ''}", refresh=False)
                 actor = ray.remote(_Worker).options(num_cpus=threads, max_concurrency=2, max_restarts=-1)
-                pool = _Pool([actor.remote(make_processor, settings, opts, os.getcwd(), threads, with_video)
+                pool = _Pool([actor.remote(make_processor, settings, options, os.getcwd(), threads, with_video)
                               for _ in range(n)])
                 queue = list(reversed(todo))
                 try:
@@ -258,7 +276,7 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                         if finished is None:
                             continue
                         a, job, ref = finished
-                        status = _collect(ref, job, error, _say)
+                        status = _collect(ref, job, error, say)
                         pool.release(a, crashed=status == "crashed")
                         if status == "abort":  # the model cannot run anywhere: as a local weights error
                             queue.clear()
@@ -267,7 +285,7 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
                             return 1
                         settle("failed" if status == "crashed" else status)
                 except (KeyboardInterrupt, Terminated):
-                    stopped_cleanly = _stop(pool, settle, error, _say)
+                    stopped_cleanly = _stop(pool, settle, error, say)
                     raise
     except (KeyboardInterrupt, Terminated) as e:
         interrupted = e
@@ -279,9 +297,9 @@ def run_on_ray(args: argparse.Namespace, jobs: list, make_processor: Callable[[]
         if interrupted is not None:
             note = ("interrupted; no partial output left" if stopped_cleanly
                     else "interrupted; a worker did not stop in time and may have left a hidden .part file")
-        _say(summary_line(count["done"], count["skipped"], failed + count["failed"], time.perf_counter() - t0, note))
+        say(summary_line(count["done"], count["skipped"], failed + count["failed"], time.perf_counter() - t0, note))
     if interrupted is not None:
-        return 128 + (interrupted.signum if isinstance(interrupted, Terminated) else signal.SIGINT)
+        return exit_code(interrupted)
     return 1 if failed + count["failed"] else 0
 
 

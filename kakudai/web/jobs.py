@@ -1,4 +1,5 @@
-"""A bounded job queue that runs upscales on worker threads, off the event loop.
+"""A bounded job queue that runs upscales on worker threads, off the event loop,
+with the models it loaded kept between requests.
 
 At most ``max_running`` jobs run at once and ``max_waiting`` more wait in
 order; a request beyond that gets :class:`Busy` (HTTP 503). A finished job
@@ -6,6 +7,11 @@ keeps its PNG in a private temporary folder, under a random id the server made
 (never a name from the request), until it is fetched and deleted, expires after
 ``result_ttl`` seconds, or is pushed out by newer results; the folder is removed
 when the server stops.
+
+Each request is served by a :class:`kakudai.api.Upscaler` built for its model,
+noise reduction and style; :class:`Upscalers` keeps the most recently used ones
+(and with them every model and restorer they loaded), so a second request with
+the same settings loads nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import secrets
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .options import ApiError, ApiFeatures, UpscaleRequest, WebConfig
+from .options import ApiError, UpscaleRequest, WebConfig
 
-__all__ = ["Busy", "Job", "JobQueue", "Rendered", "render_png"]
+__all__ = ["Busy", "Job", "JobQueue", "Rendered", "Upscalers", "render_png"]
 
 log = logging.getLogger("kakudai.web")
 
@@ -43,17 +50,56 @@ class Rendered:
     seconds: float
 
 
-def render_png(data: bytes, req: UpscaleRequest, cfg: WebConfig, features: ApiFeatures,
-               progress: Callable[[int, int], None] | None = None) -> Rendered:
-    """Decode ``data``, upscale it through :func:`kakudai.upscale`, encode PNG.
+class Upscalers:
+    """The Upscalers built for requests, by :meth:`UpscaleRequest.upscaler_key`, the
+    ``cfg.kept_upscalers`` most recently used kept (each with the models it loaded).
 
+    :meth:`use` hands one out under its own lock: the same settings run one request
+    at a time (an Upscaler records its last image's reading), different settings in
+    parallel, up to ``cfg.max_running``.
+    """
+
+    def __init__(self, cfg: WebConfig):
+        self.cfg = cfg
+        self._kept: OrderedDict[tuple, tuple[Any, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def use(self, req: UpscaleRequest) -> tuple[Any, threading.Lock]:
+        """(Upscaler, its lock) for ``req``: a kept one, or a new one (restorers for a
+        fixed noise level load now, so their missing weights fail here)."""
+        from ..api import Upscaler
+
+        key = req.upscaler_key()
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        up = Upscaler(req.model, tile=self.cfg.tile, denoise=req.denoise, style=req.style)
+        with self._lock:
+            entry = self._kept.setdefault(key, (up, threading.Lock()))
+            self._kept.move_to_end(key)
+            while len(self._kept) > max(1, self.cfg.kept_upscalers):
+                self._kept.popitem(last=False)  # a job still using it keeps its own reference
+            return entry
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
+
+def render_png(data: bytes, req: UpscaleRequest, cfg: WebConfig, upscalers: Upscalers,
+               progress: Callable[[int, int], None] | None = None) -> Rendered:
+    """Decode ``data``, upscale it with the :class:`kakudai.api.Upscaler` for ``req``
+    (kept in ``upscalers``), encode PNG.
+
+    The result is what :func:`kakudai.upscale` gives for the same image and options.
     CPU-bound: call it on a worker thread. Errors the user can fix become
     :class:`ApiError` (4xx); anything else propagates (500).
     """
     from PIL import Image
 
-    from .. import api
     from ..checkpoint import WeightsError
+    from ..data.io import ImageReadError, from_pil, to_pil
     from ..zoo import resolve
 
     t0 = time.perf_counter()
@@ -62,22 +108,18 @@ def render_png(data: bytes, req: UpscaleRequest, cfg: WebConfig, features: ApiFe
         im.load()  # the header was checked already; this decodes the pixels
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ApiError(400, f"cannot decode the image ({e})") from None
-    kwargs = req.api_kwargs(features)
-    if features.progress and progress is not None:
-        kwargs[features.progress] = progress
     try:
-        out = api.upscale(im, tile=cfg.tile, **kwargs)
-    except WeightsError as e:
+        up, lock = upscalers.use(req)
+        image = from_pil(im)
+        with lock:
+            out = to_pil(up(image, **req.size_kwargs(), on_tile=progress))
+        del image
+    except (WeightsError, ImageReadError) as e:
         raise ApiError(400, str(e)) from None
     except MemoryError:
         raise ApiError(503, "out of memory: try a smaller image or scale") from None
     except ValueError as e:  # the API's word for an option or image it cannot serve
         raise ApiError(400, str(e)) from None
-    except Exception as e:
-        from ..data import io as kio  # ImageReadError, where this version has it
-        if isinstance(e, getattr(kio, "ImageReadError", ())):
-            raise ApiError(400, str(e)) from None
-        raise
     finally:
         im.close()
     buf = io.BytesIO()
@@ -129,9 +171,9 @@ class Job:
 class JobQueue:
     """Runs jobs on ``cfg.max_running`` worker threads with a bounded wait list."""
 
-    def __init__(self, cfg: WebConfig, features: ApiFeatures,
-                 work: Callable[..., Rendered] = render_png):
-        self.cfg, self.features, self.work = cfg, features, work
+    def __init__(self, cfg: WebConfig, work: Callable[..., Rendered] = render_png):
+        self.cfg, self.work = cfg, work
+        self.upscalers = Upscalers(cfg)
         self._pool = ThreadPoolExecutor(max_workers=cfg.max_running, thread_name_prefix="kakudai-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -168,7 +210,7 @@ class JobQueue:
         result: Rendered | None = None
         error: ApiError | None = None
         try:
-            result = self.work(job.data, job.request, self.cfg, self.features, progress)
+            result = self.work(job.data, job.request, self.cfg, self.upscalers, progress)
         except ApiError as e:
             error = e
         except Exception as e:  # a bug or an exhausted machine: logged, the server goes on

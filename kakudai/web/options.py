@@ -1,16 +1,15 @@
 """What the web page may ask for, and the checks on each request.
 
 Everything here is derived from the Python API and the shipped weights, so the
-page offers exactly what :func:`kakudai.upscale` can do: models with weights
+page offers exactly what :class:`kakudai.api.Upscaler` does: models with weights
 in the package (plus ``default`` and ``bicubic``, which always work), the
-scales each serves, and the options the API's signature accepts (noise
-reduction, target size, progress) once they exist. A request for anything
-else is refused here with a 4xx :class:`ApiError`, before any decoding.
+scales each serves, a scale or a target size, noise reduction (automatic or a
+level) and the style. A request for anything else is refused here with a 4xx
+:class:`ApiError`, before any decoding.
 """
 
 from __future__ import annotations
 
-import inspect
 import io
 import math
 from dataclasses import asdict, dataclass, field
@@ -19,12 +18,12 @@ from typing import Any, Mapping
 from .. import api
 from ..zoo import ALIASES, resolve, shipped
 
-__all__ = ["ApiError", "WebConfig", "ApiFeatures", "ModelChoice", "UpscaleRequest", "api_features",
-           "model_choices", "models_payload", "parse_request", "check_image_header", "output_size"]
+__all__ = ["ApiError", "WebConfig", "ModelChoice", "UpscaleRequest", "model_choices", "models_payload",
+           "parse_request", "check_image_header", "output_size"]
 
 # waifu2x's noise levels (0 = light JPEG cleanup ... 3 = strong); "none" = off.
 DENOISE_LEVELS = (0, 1, 2, 3)
-STYLE_CHOICES = ("auto", "photo", "illustration")  # kakudai.api.upscale(style=...)
+STYLE_CHOICES = ("auto", "photo", "illustration")  # kakudai.api.Upscaler(style=...)
 SCALE_PRESETS = (2.0, 3.0, 4.0)
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
         "GIF": "image/gif", "TIFF": "image/tiff"}
@@ -56,46 +55,7 @@ class WebConfig:
     max_results: int = 8                  # finished jobs kept at most (oldest dropped first)
     png_compress_level: int = 3           # zlib level: 6 (Pillow's default) is slow on big images
     allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (None: any)
-
-
-@dataclass(frozen=True)
-class ApiFeatures:
-    """Optional keyword arguments that :func:`kakudai.upscale` accepts in this version."""
-
-    denoise: bool = False
-    target_size: str | None = None   # "size" (a (width, height) pair) or "width_height"
-    progress: str | None = None      # name of a callback(done, total) parameter
-    denoise_note: str = ""           # why noise reduction is off, for the page
-
-
-def api_features(fn: Any = None) -> ApiFeatures:
-    """Read the optional features off the API's signature.
-
-    ``fn`` replaces :func:`kakudai.upscale` (tests); for the real API a
-    ``denoise`` parameter counts only once a tiny call with it succeeds (its
-    models may not be shipped yet).
-    """
-    params = inspect.signature(fn or api.upscale).parameters
-    size = "size" if "size" in params else ("width_height" if {"width", "height"} <= set(params) else None)
-    progress = next((p for p in ("progress", "on_tile") if p in params), None)
-    denoise, note = "denoise" in params, ""
-    if not denoise:
-        note = "not available in this version of kakudai"
-    elif fn is None:
-        note = _probe_denoise()
-        denoise = not note
-    return ApiFeatures(denoise=denoise, target_size=size, progress=progress, denoise_note=note)
-
-
-def _probe_denoise() -> str:
-    """'' if ``kakudai.upscale(..., denoise=0)`` works on a tiny image, else the reason."""
-    from PIL import Image
-
-    try:
-        api.upscale(Image.new("RGB", (8, 8), (128, 128, 128)), scale=2, model="bicubic", denoise=0)
-    except Exception as e:  # any failure means the page must not offer it
-        return f"not available: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-    return ""
+    kept_upscalers: int = 4               # model settings kept loaded between requests (least recent dropped)
 
 
 @dataclass(frozen=True)
@@ -133,7 +93,7 @@ def model_choices() -> list[ModelChoice]:
     return out
 
 
-def models_payload(cfg: WebConfig, features: ApiFeatures, choices: list[ModelChoice]) -> dict[str, Any]:
+def models_payload(cfg: WebConfig, choices: list[ModelChoice]) -> dict[str, Any]:
     """The body of ``GET /api/models``: everything the page needs to build its form."""
     from .. import __version__
 
@@ -144,10 +104,7 @@ def models_payload(cfg: WebConfig, features: ApiFeatures, choices: list[ModelCho
                     "any_scale": c.scales is None} for c in choices],
         "scale": {"min": cfg.min_scale, "max": cfg.max_scale, "default": 2.0,
                   "presets": list(SCALE_PRESETS)},
-        "target_size": features.target_size is not None,
-        "denoise": {"available": features.denoise, "note": features.denoise_note,
-                    "levels": list(DENOISE_LEVELS) if features.denoise else []},
-        "progress": features.progress is not None,
+        "denoise": {"levels": list(DENOISE_LEVELS)},
         "limits": {"max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
                    "max_output_pixels": cfg.max_output_pixels, "formats": list(cfg.formats),
                    "accept": ",".join(MIME[f] for f in cfg.formats if f in MIME)},
@@ -164,20 +121,16 @@ class UpscaleRequest:
     denoise: int | str | None = "auto"  # "auto": as the CLI's default; None: no noise reduction
     style: str = "auto"  # photo / illustration / auto: as the CLI's --style
 
-    def api_kwargs(self, features: ApiFeatures) -> dict[str, Any]:
-        """Keyword arguments for :func:`kakudai.upscale` (image, tile, progress excluded)."""
-        kw: dict[str, Any] = {"model": self.model}
+    def upscaler_key(self) -> tuple[str, int | str | None, str]:
+        """What the :class:`kakudai.api.Upscaler` serving this request is built from
+        (requests with the same key share one, and its loaded models)."""
+        return self.model, self.denoise, self.style
+
+    def size_kwargs(self) -> dict[str, Any]:
+        """``scale`` or ``width``/``height``, as :class:`kakudai.api.Upscaler` is called."""
         if self.size is not None:
-            if features.target_size == "size":
-                kw["size"] = self.size
-            else:
-                kw["width"], kw["height"] = self.size
-        else:
-            kw["scale"] = self.scale
-        if self.denoise is not None or features.denoise:
-            kw["denoise"] = self.denoise
-        kw["style"] = self.style
-        return kw
+            return {"scale": None, "width": self.size[0], "height": self.size[1]}
+        return {"scale": self.scale, "width": None, "height": None}
 
 
 def _field(form: Mapping[str, Any], name: str) -> str:
@@ -201,8 +154,7 @@ def _positive_int(text: str, name: str) -> int | None:
     return v
 
 
-def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures,
-                  choices: list[ModelChoice]) -> UpscaleRequest:
+def parse_request(form: Mapping[str, Any], cfg: WebConfig, choices: list[ModelChoice]) -> UpscaleRequest:
     """Validate the text fields ``model``, ``scale``, ``width``, ``height``, ``denoise``, ``style``."""
     model = _field(form, "model") or "default"
     by_name = {c.name: c for c in choices}
@@ -210,7 +162,7 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
         raise ApiError(400, f"unknown model {model[:40]!r}; available: {', '.join(by_name)}")
 
     denoise_text = _field(form, "denoise").lower()
-    denoise: int | str | None = "auto" if features.denoise else None
+    denoise: int | str | None = "auto"
     if denoise_text in ("none", "off", "-1"):
         denoise = None
     elif denoise_text not in ("", "auto"):
@@ -220,8 +172,6 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
             denoise = -1
         if denoise not in DENOISE_LEVELS:
             raise ApiError(400, f"denoise must be auto, none or 0-3, got {denoise_text[:20]!r}")
-        if not features.denoise:
-            raise ApiError(400, "noise reduction (denoise) is not available in this version of kakudai")
 
     style = _field(form, "style").lower() or "auto"
     if style not in STYLE_CHOICES:
@@ -232,8 +182,6 @@ def parse_request(form: Mapping[str, Any], cfg: WebConfig, features: ApiFeatures
     if width is not None or height is not None:
         if scale_text:
             raise ApiError(400, "give either scale or a target width/height, not both")
-        if features.target_size is None:
-            raise ApiError(400, "a target size is not available in this version of kakudai; give a scale")
         return UpscaleRequest(model, size=(width, height), denoise=denoise, style=style)
 
     try:
@@ -274,26 +222,10 @@ def check_image_header(data: bytes, cfg: WebConfig) -> tuple[str, int, int]:
 
 
 def output_size(width: int, height: int, req: UpscaleRequest) -> tuple[int, int]:
-    """The result's (width, height), for the output-pixel limit: the API's own rule
-    where it has one, else ceil(n * scale) (MATLAB) or the box itself."""
-    rule = getattr(api, "target_size", None)
-    if rule is not None:
-        try:
-            if req.size is not None:
-                oh, ow = rule(height, width, width=req.size[0], height=req.size[1])
-            else:
-                oh, ow = rule(height, width, scale=req.scale)
-            return int(ow), int(oh)
-        except ValueError as e:
-            raise ApiError(400, str(e)) from None
-        except TypeError:  # a rule with another signature: estimate below
-            pass
-    if req.size is not None:
-        tw, th = req.size
-        if tw is None:
-            tw = max(1, round(width * th / height))  # type: ignore[operator]
-        if th is None:
-            th = max(1, round(height * tw / width))
-        return tw, th
-    s = float(req.scale)  # type: ignore[arg-type]
-    return math.ceil(width * s - 1e-9), math.ceil(height * s - 1e-9)
+    """The result's (width, height), by the API's own rule (:func:`kakudai.api.target_size`),
+    for the output-pixel limit."""
+    try:
+        oh, ow = api.target_size(height, width, **req.size_kwargs())
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+    return int(ow), int(oh)

@@ -1,4 +1,4 @@
-"""``kakudai serve``: a local web page over :func:`kakudai.upscale` (Starlette + uvicorn).
+"""``kakudai serve``: a local web page over :class:`kakudai.api.Upscaler` (Starlette + uvicorn).
 
 HTTP API (errors are 4xx/5xx with a JSON body ``{"error": "..."}``)::
 
@@ -31,8 +31,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .jobs import Busy, Job, JobQueue, render_png
-from .options import (ApiError, ApiFeatures, WebConfig, api_features, check_image_header, model_choices,
-                      models_payload, output_size, parse_request)
+from .options import (ApiError, WebConfig, check_image_header, model_choices, models_payload, output_size,
+                      parse_request)
 
 __all__ = ["create_app", "serve", "WebConfig"]
 
@@ -80,11 +80,11 @@ def _check_origin(request: Request) -> None:
 
 
 class _App:
-    """The routes, bound to one config, one job queue and the API's features."""
+    """The routes, bound to one config and one job queue."""
 
-    def __init__(self, cfg: WebConfig, features: ApiFeatures, work: Any):
-        self.cfg, self.features = cfg, features
-        self.jobs = JobQueue(cfg, features, work)
+    def __init__(self, cfg: WebConfig, work: Any):
+        self.cfg = cfg
+        self.jobs = JobQueue(cfg, work)
 
     async def _accept(self, request: Request, keep_file: bool) -> Job:
         """Read and check the upload and fields, then queue the job (no decoding here)."""
@@ -104,7 +104,7 @@ class _App:
             if upload is None or isinstance(upload, str):
                 raise ApiError(400, "no file in the multipart field 'image'")
             data = await upload.read()
-            req = parse_request(form, self.cfg, self.features, model_choices())
+            req = parse_request(form, self.cfg, model_choices())
         finally:
             await form.close()  # spooled upload files
         _fmt, w, h = check_image_header(data, self.cfg)
@@ -122,7 +122,7 @@ class _App:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def models(self, request: Request) -> Response:
-        body = models_payload(self.cfg, self.features, model_choices())
+        body = models_payload(self.cfg, model_choices())
         body["jobs"] = self.jobs.counts()
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -175,11 +175,10 @@ class _App:
         return Response(status_code=204)
 
 
-def create_app(config: WebConfig | None = None, features: ApiFeatures | None = None,
-               work: Any = render_png) -> Starlette:
-    """The ASGI app. ``features``/``work`` default to the real API (tests may swap them)."""
+def create_app(config: WebConfig | None = None, work: Any = render_png) -> Starlette:
+    """The ASGI app. ``work`` renders one job (:func:`kakudai.web.jobs.render_png`; tests may wrap it)."""
     cfg = config or WebConfig()
-    routes_obj = _App(cfg, features or api_features(), work)
+    routes_obj = _App(cfg, work)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -98,21 +98,13 @@ async function loadOptions() {
   scale.max = info.scale.max;
   scale.value = info.scale.default;
 
-  if (!info.target_size) {
-    $("mode-size").disabled = true;
-    $("mode-size").parentElement.title = "target size is not available in this version of kakudai";
-  }
-
   const dn = $("denoise");
-  for (const level of [0, 1, 2, 3]) {
+  for (const level of info.denoise.levels) {
     const o = document.createElement("option");
     o.value = String(level);
     o.textContent = ["0 (light JPEG cleanup)", "1", "2", "3 (strong)"][level];
-    o.disabled = !info.denoise.levels.includes(level);
     dn.appendChild(o);
   }
-  $("denoise-note").textContent = info.denoise.available ? "" : "not available in this installation";
-  $("denoise-note").title = info.denoise.note || "";
   updateModel();
 }
 
