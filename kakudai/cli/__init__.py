@@ -40,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     read or written) reach here as one line and exit 1 wherever the command raised
     them; Ctrl-C exits 130 (commands that write files clean up first).
     """
-    from .errors import fail, is_instance
+    from .errors import fail, is_instance, say
     from .signals import Terminated, exit_code
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyboardInterrupt, Terminated) as e:
+    except (KeyboardInterrupt, Terminated) as e:  # a command that writes files has cleaned up already
+        say("kakudai: interrupted")
         return exit_code(e)
     except Exception as e:
         if any(is_instance(e, module, name) for module, name in _SELF_DESCRIBING):
