@@ -64,19 +64,12 @@ class JobOptions:
     video: VideoOptions = field(default_factory=VideoOptions)
 
 
-def video_backend() -> Callable[..., object] | None:
-    """``kakudai.infer.video.upscale_video`` if that module is present (its own
-    dependency, PyAV, is only imported when a video is actually processed)."""
-    global _VIDEO_ERRORS
-    try:
-        from ..infer import video  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    _VIDEO_ERRORS = (getattr(video, "VideoError", ValueError),)
-    return getattr(video, "upscale_video", None)
+def video_backend() -> Callable[..., object]:
+    """:func:`kakudai.infer.video.upscale_video` (its own dependency, PyAV, is imported
+    only when a video is actually processed)."""
+    from ..infer.video import upscale_video
 
-
-_VIDEO_ERRORS: tuple[type[BaseException], ...] = ()
+    return upscale_video
 
 
 def summary_line(done: int, skipped: int, failed: int, seconds: float, note: str | None = None) -> str:
@@ -95,6 +88,7 @@ def run_job(job: Job, up: Any, scale: float | None, width: int | None, height: i
 
     from ..checkpoint import WeightsError
     from ..data.io import ImageReadError, ImageWriteError, read_image, write_image
+    from ..infer.video import VideoError
 
     if job.problem:
         error(job.src, job.problem)
@@ -127,7 +121,7 @@ def run_job(job: Job, up: Any, scale: float | None, width: int | None, height: i
         fmt = FORMAT_EXTENSIONS.get(job.dst.suffix.lower())
         write_image(job.dst, result, format=fmt, quality=options.quality)
         return "done"
-    except (ImageReadError, ImageWriteError, *_VIDEO_ERRORS) as e:
+    except (ImageReadError, ImageWriteError, VideoError) as e:
         fail(e, job.src)
     except WeightsError as e:
         fail(e, options.model)
@@ -157,7 +151,7 @@ def _run_video(job: Job, up: Any, scale: float | None, options: JobOptions,
     Videos need a scale the model runs natively (``--scale``, not --width/--height).
     """
     if video_fn is None:
-        raise ValueError("video input needs kakudai.infer.video, which is not installed")
+        raise ValueError("this command does not take videos")
     if scale is None:
         raise ValueError("videos take --scale, not --width/--height/--size")
     native = up.plan(64, 64, scale)[0]
