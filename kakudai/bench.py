@@ -238,13 +238,14 @@ def bench_model(name: str, scale: float = 3, size: tuple[int, int] = (640, 360),
     """
     from .infer.export import with_backend
     from .infer.upscale import super_resolve
+    from .models.registry import arch_of
 
     if memory_format not in ("channels_last", "contiguous"):
         raise ValueError(f"memory_format must be channels_last or contiguous, not {memory_format!r}")
     model, weights = load_for_bench(name, scale)
     if memory_format == "contiguous":
         model = model.to(memory_format=torch.contiguous_format)
-    arch = str(getattr(model, "arch", name))
+    arch = str(arch_of(model) or name)
     runner = with_backend(model, scale, backend, precision)
     used_backend = "onnxruntime" if type(runner).__name__ == "OnnxModel" else "torch"
     if compile:
@@ -282,10 +283,8 @@ def bench_model(name: str, scale: float = 3, size: tuple[int, int] = (640, 360),
 
 
 def _compiled(model: nn.Module) -> nn.Module:
-    """The network under ``torch.compile`` (inductor, frozen weights), attributes kept."""
+    """The network under ``torch.compile`` (inductor, frozen weights), spec kept."""
     import torch._inductor.config as inductor_config
-
-    from .infer.export import _copy_attrs, _declared
 
     inductor_config.freezing = True  # constant-fold weights, fuse conv + pointwise (oneDNN)
 
@@ -294,7 +293,7 @@ def _compiled(model: nn.Module) -> nn.Module:
             super().__init__()
             self.model = m
             self.fn = torch.compile(m, dynamic=False)
-            _copy_attrs(self, _declared(m))
+            self.spec = m.spec
 
         def forward(self, x: torch.Tensor, *a: Any, **k: Any) -> torch.Tensor:
             return self.fn(x, *a, **k)

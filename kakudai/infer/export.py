@@ -1,9 +1,8 @@
 """Inference backends: ONNX export, an onnxruntime runner, and bf16 autocast.
 
 A backend is a *model wrapper*: an ``nn.Module`` that declares the same
-inference attributes as the network it wraps (``scale``, ``channels``,
-``pre_upsampled``, ``receptive_radius``, ``takes_scale``) and whose forward takes
-and returns float32 tensors. :func:`~kakudai.infer.upscale.super_resolve`,
+:class:`~kakudai.models.spec.ModelSpec` (``spec``) as the network it wraps and whose
+forward takes and returns float32 tensors. :func:`~kakudai.infer.upscale.super_resolve`,
 tiling, TTA, the Y-only colour pipeline and :class:`~kakudai.api.Upscaler`
 therefore run it unchanged; :func:`with_backend` is the one hook.
 
@@ -20,7 +19,7 @@ only**, at one fixed scale, with dynamic batch, height and width.
 * around it, kakudai's pipeline does: RGB -> YCbCr, network on Y, chroma by
   MATLAB bicubic, YCbCr -> RGB, clip to [0, 1] (Y-only models); gray images
   run through ``(g * 219 + 16) / 255`` and back. The model's metadata
-  (``metadata_props``: arch, args, scale and the attributes above) lets
+  (``metadata_props``: arch, args, the export scale and the model's spec) lets
   :class:`OnnxModel` rebuild exactly that pipeline from the file alone.
 
 onnx, onnxscript and onnxruntime are optional (``pip install 'kakudai[onnx]'``)
@@ -41,34 +40,38 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..models.calling import call_network, single_scale
+from ..models.registry import arch_args_of, arch_of, weights_meta_of
+from ..models.spec import ANY, ModelSpec
+
 __all__ = ["ExportError", "export_onnx", "OnnxModel", "Bf16Autocast", "with_backend",
            "BACKENDS", "PRECISIONS", "ONNX_FORMAT"]
 
 BACKENDS = ("torch", "onnxruntime")
 PRECISIONS = ("fp32", "bf16")
 ONNX_FORMAT = "kakudai.onnx.v1"
-# What super_resolve / the Upscaler read from a model; copied onto wrappers.
-_INFER_ATTRS = ("scale", "scales", "channels", "pre_upsampled", "receptive_radius", "takes_scale",
-                "pad_multiple")
 
 
 class ExportError(ValueError):
     """The model cannot be exported or run by the requested backend."""
 
 
-def _declared(model: nn.Module) -> dict[str, Any]:
-    """The inference attributes a model declares (JSON-able values only)."""
-    out: dict[str, Any] = {}
-    for k in _INFER_ATTRS:
-        if hasattr(model, k):
-            v = getattr(model, k)
-            out[k] = list(v) if isinstance(v, tuple) else v
-    return out
+def exported_spec(spec: ModelSpec, scale: int) -> ModelSpec:
+    """The spec of ``spec``'s network exported at integer ``scale``: one fixed scale,
+    unless the network is pre-upsampled (its input is already enlarged: any scale)."""
+    if spec.pre_upsampled:
+        return spec
+    return ModelSpec(**{**spec.to_dict(), "scale": scale, "scales": (scale,)})
 
 
-def _copy_attrs(dst: nn.Module, attrs: dict[str, Any]) -> None:
-    for k, v in attrs.items():
-        object.__setattr__(dst, k, tuple(v) if isinstance(v, list) else v)
+def _spec_from_attrs(attrs: dict[str, Any], scale: int, reference: nn.Module | None) -> ModelSpec:
+    """The spec of a file exported before exports stored one (its attribute list)."""
+    pre = bool(attrs.get("pre_upsampled", False))
+    floats = reference.spec.feature_floats_per_pixel if reference is not None else 15.0
+    return ModelSpec(scale=attrs.get("scale", scale) if pre else scale, scales=ANY if pre else (scale,),
+                     pre_upsampled=pre, takes_scale=bool(attrs.get("takes_scale", False)) and not pre,
+                     channels=int(attrs.get("channels", 3)), receptive_radius=int(attrs.get("receptive_radius", 0)),
+                     pad_multiple=int(attrs.get("pad_multiple", 1)), feature_floats_per_pixel=floats)
 
 
 def _has_network(model: nn.Module) -> bool:
@@ -83,22 +86,17 @@ class _AtScale(nn.Module):
         self.model, self.s = model, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if getattr(self.model, "takes_scale", False):
-            return self.model(x, scale=self.s)
-        return self.model(x)
+        return call_network(self.model, x, self.s)
 
 
 def _check_scale(model: nn.Module, scale: float) -> int:
     if not float(scale).is_integer():
         raise ExportError(f"only integer scales can be exported, not x{scale:g}")
     s = int(scale)
-    scales = getattr(model, "scales", None)
-    own = getattr(model, "scale", s)
-    if scales is not None and s not in tuple(scales):
-        raise ExportError(f"the model has scales {tuple(scales)}, not x{s}")
-    if scales is None and not getattr(model, "pre_upsampled", False) and own != s \
-            and not getattr(model, "takes_scale", False):
-        raise ExportError(f"the model is for x{own}, not x{s}")
+    spec = model.spec
+    if not spec.supports(s):
+        raise ExportError(f"the model has scales {spec.scales}, not x{s}" if spec.multi_scale
+                          else f"the model is for x{spec.scale:g}, not x{s}")
     return s
 
 
@@ -118,12 +116,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, scale: float, opset: 
     if not _has_network(model):
         raise ExportError("this model has no network to export (bicubic is plain resizing)")
     s = _check_scale(model, scale)
-    if hasattr(model, "for_scale") and len(tuple(getattr(model, "scales", (s,)))) > 1:
-        model = model.for_scale(s)  # ship only the tail that runs
-    model = model.eval()
+    model = single_scale(model, s).eval()  # ship only the tail that runs
     net = _AtScale(model, s).eval()
-    c = int(getattr(model, "channels", 3))
-    example = torch.rand(1, c, 32, 40)
+    example = torch.rand(1, model.spec.in_channels, 32, 40)
     dyn = torch.export.Dim.DYNAMIC
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,10 +134,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, scale: float, opset: 
                                      dynamic_shapes={"x": {0: dyn, 2: dyn, 3: dyn}},
                                      optimize=True, verbose=False)
         proto = prog.model_proto
-        meta = {"format": ONNX_FORMAT, "arch": str(getattr(model, "arch", type(model).__name__)),
-                "args": json.dumps(getattr(model, "arch_args", {})), "export_scale": str(s),
-                "attrs": json.dumps(_declared(model))}
-        wmeta = getattr(model, "weights_meta", None)
+        meta = {"format": ONNX_FORMAT, "arch": str(arch_of(model) or type(model).__name__),
+                "args": json.dumps(arch_args_of(model)), "export_scale": str(s),
+                "spec": json.dumps(exported_spec(model.spec, s).to_dict())}
+        wmeta = weights_meta_of(model)
         if wmeta and wmeta.get("extra"):
             meta["weights_extra"] = json.dumps(wmeta["extra"])
         del proto.metadata_props[:]
@@ -159,7 +154,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, scale: float, opset: 
         while root.__cause__ is not None:
             root = root.__cause__
         first = re.sub(r"\x1b\[[0-9;]*m", "", str(root).splitlines()[0] if str(root) else "")
-        raise ExportError(f"torch.onnx.export failed for {getattr(model, 'arch', model)!r}: "
+        raise ExportError(f"torch.onnx.export failed for {arch_of(model) or model!r}: "
                           f"{type(root).__name__}: {first}") from e
     finally:
         logger.setLevel(level)
@@ -172,7 +167,7 @@ class OnnxModel(nn.Module):
     """An exported network run by onnxruntime, usable wherever a kakudai model is.
 
     ``path``: a file written by :func:`export_onnx` (its metadata gives the
-    scale and the inference attributes). ``threads``: onnxruntime intra-op
+    scale and the spec). ``threads``: onnxruntime intra-op
     threads (default: ``torch.get_num_threads()``, i.e. the cores). ``reference``:
     the torch model it was exported from, kept as a submodule so that memory
     estimates (``tile="auto"``) and multiply-add counts still see its layers.
@@ -203,16 +198,15 @@ class OnnxModel(nn.Module):
         self.arch = meta.get("arch", "?")
         self.arch_args = json.loads(meta.get("args", "{}"))
         self.export_scale = int(meta["export_scale"])
-        _copy_attrs(self, json.loads(meta.get("attrs", "{}")))
-        if getattr(self, "scales", None) is not None:  # one tail was exported
-            self.scales = (self.export_scale,)
-            self.scale = self.export_scale
+        if "spec" in meta:
+            self.spec = ModelSpec.from_dict(json.loads(meta["spec"]))
+        else:
+            self.spec = _spec_from_attrs(json.loads(meta.get("attrs", "{}")), self.export_scale, reference)
         self.reference = reference
 
     def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
         """(N, C, h, w) float -> (N, C, h*s, w*s) float32 (pre-upsampled: same size)."""
-        if scale is not None and not getattr(self, "pre_upsampled", False) \
-                and float(scale) != self.export_scale:
+        if scale is not None and not self.spec.pre_upsampled and float(scale) != self.export_scale:
             raise ValueError(f"{self.path.name} was exported for x{self.export_scale}, not x{scale:g}")
         a = x.detach().to("cpu", torch.float32).contiguous().numpy()
         (y,) = self.session.run(["y"], {"x": a})
@@ -229,9 +223,9 @@ class Bf16Autocast(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        _copy_attrs(self, _declared(model))
-        self.arch = getattr(model, "arch", None)
-        self.arch_args = getattr(model, "arch_args", {})
+        self.spec = model.spec
+        self.arch = arch_of(model)
+        self.arch_args = arch_args_of(model)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -244,12 +238,12 @@ def _onnx_cache_path(model: nn.Module, scale: int) -> Path:
     from ..data.datasets import cache_dir
 
     h = hashlib.sha256()
-    h.update(json.dumps([getattr(model, "arch", type(model).__name__), getattr(model, "arch_args", {}),
+    h.update(json.dumps([arch_of(model) or type(model).__name__, arch_args_of(model),
                          scale, torch.__version__], sort_keys=True, default=str).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().float().contiguous().cpu().numpy().tobytes())
-    return cache_dir() / "onnx" / f"{getattr(model, 'arch', 'model')}_x{scale}_{h.hexdigest()[:16]}.onnx"
+    return cache_dir() / "onnx" / f"{arch_of(model) or 'model'}_x{scale}_{h.hexdigest()[:16]}.onnx"
 
 
 def with_backend(model: nn.Module, scale: float, backend: str = "torch", precision: str = "fp32",

@@ -36,6 +36,7 @@ import torch.nn as nn
 
 from ..checkpoint import load_weights_file
 from ..data.degrade import jpeg_level, noise_level
+from ..models.calling import attach_gray_companion, gray_companion, model_forward
 from ..zoo import DEFAULT_RESTORERS, ZOO, is_file, load_model, restorer_task
 from .auto import NOISE_MIN_SIGMA, assess
 from .tiling import tiled_apply
@@ -58,7 +59,7 @@ AUTO_MARGIN = 1.1
 
 def for_channels(model: nn.Module, channels: int) -> nn.Module:
     """The network that restores a ``channels``-channel image: gray ones go to the gray companion."""
-    companion = getattr(model, "gray_companion", None)
+    companion = gray_companion(model)
     return companion if channels == 1 and companion is not None else model
 
 
@@ -83,7 +84,7 @@ def load_restorer(kind: str, model: "str | nn.Module | None" = None) -> nn.Modul
     net = load_model(name, task=task)
     gray = ZOO[name].gray
     if gray is not None and ZOO[gray].file() is not None:
-        net.gray_companion = load_model(gray, task=task)
+        attach_gray_companion(net, load_model(gray, task=task))
     return net
 
 
@@ -101,19 +102,15 @@ def level_value(kind: str, *, sigma: float | None = None, quality: float | None 
 
 
 def _network(model: nn.Module, x: torch.Tensor, level: float | None) -> torch.Tensor:
-    if getattr(model, "level_map", False):
-        if level is None:
-            raise ValueError("this model needs a level (sigma or JPEG quality)")
-        plane = torch.full_like(x[:, :1], float(level))
-        return model(torch.cat([x, plane], dim=1))
-    return model(x)
+    # A model without a level plane cleans at its one strength: the level is not for it.
+    return model_forward(model, x, 1, level=level if model.spec.level_map else None)
 
 
 def _restore_untiled(model: nn.Module, x: torch.Tensor, level: float | None, tta: bool) -> torch.Tensor:
     def run(t: torch.Tensor) -> torch.Tensor:
         return _network(model, t, level)
 
-    return adapt_channels(partial(self_ensemble, run) if tta else run, x, int(getattr(model, "channels", 3)))
+    return adapt_channels(partial(self_ensemble, run) if tta else run, x, model.spec.channels)
 
 
 @torch.inference_mode()
@@ -135,13 +132,12 @@ def restore(model: nn.Module, x: torch.Tensor, level: float | None = None,
     model = for_channels(model, x.shape[1]).eval()
     device = model_device(model)
     h, w = x.shape[-2:]
-    tile = resolve_tile(tile, h, w, bytes_per_input_pixel(model, 1, tta, output_maps=6), tile_budget,
-                        int(getattr(model, "receptive_radius", 0)))
+    radius = model.spec.receptive_radius
+    tile = resolve_tile(tile, h, w, bytes_per_input_pixel(model, 1, tta, output_maps=6), tile_budget, radius)
 
     def fn(t: torch.Tensor) -> torch.Tensor:
         return _restore_untiled(model, t.to(device), level, tta).clamp_(0, 1)
 
-    radius = int(getattr(model, "receptive_radius", 0))
     return tiled_apply(fn, x, 1, tile, overlap=radius, out_dtype=out_dtype, on_tile=on_tile,
                        multiple=tile_multiple(model, 1))
 

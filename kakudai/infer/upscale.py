@@ -59,8 +59,8 @@ def _network(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torc
 
 def pipeline_radius(model: nn.Module, scale: float) -> int:
     """Input pixels of context that one output pixel depends on, pipeline included."""
-    r = int(getattr(model, "receptive_radius", 0))
-    if getattr(model, "pre_upsampled", False):
+    r = model.spec.receptive_radius
+    if model.spec.pre_upsampled:
         s = _scale_arg(scale)
         r = math.ceil(r / (min(s) if isinstance(s, tuple) else s))
     return r + 2  # +2: the bicubic kernel used for pre-upsampling and chroma
@@ -71,9 +71,9 @@ def tile_multiple(model: nn.Module, scale: float) -> int:
     :func:`~kakudai.infer.tiling.tiled_apply`): the model's ``pad_multiple``, which
     a pre-upsampled model counts on the upsampled image, so at an integer scale s
     a block of ``pad_multiple / gcd(pad_multiple, s)`` input pixels is enough."""
-    m = int(getattr(model, "pad_multiple", 1))
+    m = model.spec.pad_multiple
     s = _scale_arg(scale)
-    if m > 1 and getattr(model, "pre_upsampled", False) and not isinstance(s, tuple) and s.is_integer():
+    if m > 1 and model.spec.pre_upsampled and not isinstance(s, tuple) and s.is_integer():
         return m // math.gcd(m, int(s))
     return m
 
@@ -109,27 +109,15 @@ def adapt_channels(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
 
 
 def _sr_untiled(model: nn.Module, x: torch.Tensor, scale: float, tta: bool) -> torch.Tensor:
-    return adapt_channels(lambda t: _network(model, t, scale, tta), x, int(getattr(model, "channels", 3)),
-                          chroma_scale=scale)
-
-
-def feature_floats_per_pixel(model: nn.Module) -> float:
-    """Peak live float features per pixel at the network's input resolution: what the
-    model declares (multi-resolution networks), else five maps of its widest layer
-    (input, output, residual/skip, slack)."""
-    floats = getattr(model, "feature_floats_per_pixel", None)
-    if floats is not None:
-        return float(floats)
-    widths = [max(m.in_channels, m.out_channels) for m in model.modules()
-              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    return 5.0 * max(widths, default=3)
+    return adapt_channels(lambda t: _network(model, t, scale, tta), x, model.spec.channels, chroma_scale=scale)
 
 
 def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False, output_maps: int = 8) -> float:
     """Rough peak memory (bytes) of the pipeline per input pixel of one tile.
 
-    Counts a few live float32 feature maps of the model's widest layer (at the
-    output resolution for pre-upsampled models) plus ``output_maps`` 3-channel
+    Counts the live float32 features the model declares per pixel of its input
+    (``spec.feature_floats_per_pixel``, at the output resolution for pre-upsampled
+    models) plus ``output_maps`` 3-channel
     maps at the output resolution (network output, colour conversion, chroma,
     clamp: 8 when upscaling, 6 when restoring, which converts no colour), or 10
     with the TTA sum. It only has to be right within a small factor: it sizes
@@ -137,8 +125,8 @@ def bytes_per_input_pixel(model: nn.Module, scale: float, tta: bool = False, out
     """
     s = _scale_arg(scale)
     s2 = s[0] * s[1] if isinstance(s, tuple) else s ** 2
-    feature_res = s2 if getattr(model, "pre_upsampled", False) else 1.0
-    features = 4.0 * feature_floats_per_pixel(model) * feature_res
+    feature_res = s2 if model.spec.pre_upsampled else 1.0
+    features = 4.0 * model.spec.feature_floats_per_pixel * feature_res
     output_side = 4.0 * 3 * s2 * (10 if tta else output_maps)
     return features + output_side
 

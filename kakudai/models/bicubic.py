@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from ..ops.resize import imresize_torch
 from .registry import register
+from .spec import ModelSpec, widest_layer_floats
 
 
 @register("bicubic")
@@ -22,6 +23,9 @@ class Bicubic(nn.Module):
         super().__init__()
         self.scale = scale
         self.channels = channels
+        self.spec = ModelSpec(scale=scale, scales="any", takes_scale=True, channels=channels,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor, scale: float | tuple[float, float] | None = None) -> torch.Tensor:
         s = self.scale if scale is None else scale  # a float, or per-axis (s_h, s_w)

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from .registry import register
 from .blocks import Upsampler
+from .spec import ModelSpec, widest_layer_floats
 
 
 @register("espcn")
@@ -40,6 +41,9 @@ class ESPCN(nn.Module):
             nn.Conv2d(n1, n2, 3, padding=1), nn.Tanh(),
         )
         self.upsample = Upsampler(upsampler, n2, channels, scale, kernel=3)
+        self.spec = ModelSpec(scale=scale, scales=(scale,), channels=channels,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.features(x - self.offset)) + self.offset

@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from ..ops.resize import contributions, imresize_torch, output_size
 from .registry import register
 from .blocks import ResBlock
+from .spec import ModelSpec, widest_layer_floats
 from .shrink import integer_scale, shrink_from_integer
 
 __all__ = ["Implicit", "Latent", "sample_positions", "decoder_macs_per_pixel"]
@@ -192,17 +193,20 @@ class Implicit(nn.Module):
                 with torch.no_grad():
                     self.dec_wide_y[-1].weight.zero_()
                     self.dec_wide_y[-1].bias.zero_()
-            return
-        # Decoder. dec_in == LIIF's first linear layer applied to unfold3x3(z).
-        h = [int(v) for v in hidden]
-        self.dec_in = nn.Conv2d(width, h[0], 3, padding=1)
-        self.dec_pos_y = nn.Linear(2, h[0], bias=False)
-        self.dec_pos_x = nn.Linear(2, h[0], bias=False)
-        self.dec_mlp = nn.ModuleList(Pointwise(a, b) for a, b in zip(h[:-1], h[1:]))
-        self.dec_out = Pointwise(h[-1], channels)
-        with torch.no_grad():  # start as (nearly) plain bicubic
-            self.dec_out.weight.mul_(0.1)
-            self.dec_out.bias.zero_()
+        else:
+            # Decoder. dec_in == LIIF's first linear layer applied to unfold3x3(z).
+            h = [int(v) for v in hidden]
+            self.dec_in = nn.Conv2d(width, h[0], 3, padding=1)
+            self.dec_pos_y = nn.Linear(2, h[0], bias=False)
+            self.dec_pos_x = nn.Linear(2, h[0], bias=False)
+            self.dec_mlp = nn.ModuleList(Pointwise(a, b) for a, b in zip(h[:-1], h[1:]))
+            self.dec_out = Pointwise(h[-1], channels)
+            with torch.no_grad():  # start as (nearly) plain bicubic
+                self.dec_out.weight.mul_(0.1)
+                self.dec_out.bias.zero_()
+        self.spec = ModelSpec(scale=self.scale, scales="any", takes_scale=True, channels=channels,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=widest_layer_floats(self))
 
     # --------------------------------------------------------------- encode
     def encode(self, x: torch.Tensor) -> Latent:

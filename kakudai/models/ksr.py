@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .registry import register
 from .blocks import ResBlock, icnr_
+from .spec import ModelSpec, widest_layer_floats
 
 
 class KSR(nn.Module):
@@ -58,6 +59,9 @@ class KSR(nn.Module):
             icnr_(self.tails[f"x{s}"], s, init=lambda w: nn.init.kaiming_normal_(w, a=1.0))
             with torch.no_grad():
                 self.tails[f"x{s}"].weight.mul_(0.1)
+        self.spec = ModelSpec(scale=scales[0], scales=self.scales, takes_scale=True, channels=channels,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         s = self.scales[0] if scale is None else int(scale)

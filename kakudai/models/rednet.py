@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from .registry import register
 from .blocks import gray_from_rgb
+from .spec import ModelSpec
 
 
 @register("rednet")
@@ -62,6 +63,10 @@ class REDNet(nn.Module):
         self.decoder = nn.ModuleList(
             [nn.ConvTranspose2d(width, c_io if i == half - 1 else width, 3, padding=1)
              for i in range(half)])
+        self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
+                              level_map=level_map, pad_multiple=unshuffle,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=self.feature_floats_per_pixel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, r = self.channels, self.unshuffle

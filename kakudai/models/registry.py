@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from .spec import require_spec
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -31,10 +33,14 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model. The result remembers ``arch`` and ``arch_args``
-    so that :mod:`kakudai.checkpoint` can save a self-describing file."""
+    so that :mod:`kakudai.checkpoint` can save a self-describing file.
+
+    Raises :class:`~kakudai.models.spec.SpecError` if the model does not declare a valid
+    :class:`~kakudai.models.spec.ModelSpec` as ``model.spec``."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     model = _REGISTRY[name](**kwargs)
+    require_spec(model, f"model {name!r}")
     model.arch = name  # type: ignore[assignment]
     model.arch_args = dict(kwargs)  # type: ignore[assignment]
     return model
@@ -43,4 +49,22 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted."""
     return sorted(_REGISTRY)
+
+
+# What a model was built from. create_model sets ``arch`` and ``arch_args``, and
+# kakudai.checkpoint.load_weights_file adds ``weights_meta`` (the file's metadata);
+# wrappers and models built otherwise have none of them.
+def arch_of(model: nn.Module) -> str | None:
+    """The registered architecture ``model`` was built as (None: not by create_model)."""
+    return model.__dict__.get("arch")
+
+
+def arch_args_of(model: nn.Module) -> dict[str, Any]:
+    """The constructor arguments ``model`` was built with ({} when unknown)."""
+    return dict(model.__dict__.get("arch_args") or {})
+
+
+def weights_meta_of(model: nn.Module) -> dict[str, Any] | None:
+    """The metadata of the weights file ``model`` was loaded from (None: not from a file)."""
+    return model.__dict__.get("weights_meta")
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from ..ops.resize import imresize_torch
 from .calling import model_forward
+from .spec import ModelSpec, require_spec
 
 __all__ = ["IntegerThenShrink", "integer_scale", "shrink_from_integer"]
 
@@ -68,10 +69,13 @@ class IntegerThenShrink(nn.Module):
         self.scale = float(first_scale)
         n = self.integer_scale(first_scale)
         self._bases = nn.ModuleDict({str(n): load(n)})
-        base = self._bases[str(n)]
-        self.channels = int(getattr(base, "channels", 3))
+        base = require_spec(self._bases[str(n)], f"the base of {name or 'integer-then-shrink'}")
+        self.channels = base.channels
         # The shrink's kernel reaches ~2 output pixels of the base = under 2 input pixels.
-        self.receptive_radius = int(getattr(base, "receptive_radius", 0)) + 2
+        self.receptive_radius = base.receptive_radius + 2
+        self.spec = ModelSpec(scale=self.scale, scales="any", takes_scale=True, channels=base.channels,
+                              receptive_radius=base.receptive_radius + 2,
+                              feature_floats_per_pixel=base.feature_floats_per_pixel)
 
     integer_scale = staticmethod(integer_scale)
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from .registry import register
+from .spec import ModelSpec, widest_layer_floats
 
 
 @register("srcnn")
@@ -42,6 +43,9 @@ class SRCNN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001 if m.out_channels == channels else 0.05)
                 nn.init.zeros_(m.bias)
+        self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x - self.offset) + self.offset

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .registry import register
 from .blocks import ResBlock, gray_from_rgb
+from .spec import ModelSpec
 
 
 def _stage(width: int, blocks: int) -> nn.Sequential:
@@ -71,6 +72,10 @@ class ResUNet(nn.Module):
         with torch.no_grad():  # start near the identity map (a small residual)
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
+        self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
+                              level_map=level_map, pad_multiple=self.pad_multiple,
+                              receptive_radius=self.receptive_radius,
+                              feature_floats_per_pixel=self.feature_floats_per_pixel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, m = self.channels, self.pad_multiple
