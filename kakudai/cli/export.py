@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import load_for_bench
     from ..infer.export import ExportError, export_onnx
+    from ..models.registry import arch_of
 
     if not args.onnx:
         return error("export", "give --onnx OUT.onnx")
@@ -36,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
         return fail(e, args.model)
     except (KeyError, ValueError, OSError) as e:
         return fail(e, args.onnx)
-    print(f"wrote {out} ({getattr(model, 'arch', args.model)} x{args.scale:g}, weights: {weights}, "
-          f"input x: (N, {getattr(model, 'channels', 3)}, H, W) float32, dynamic N/H/W)")
+    print(f"wrote {out} ({arch_of(model) or args.model} x{args.scale:g}, weights: {weights}, "
+          f"input x: (N, {model.spec.channels}, H, W) float32, dynamic N/H/W)")
     return 0

@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
         if s is None:
             return fail(e, args.name)
         return error(args.name, f"cannot build it at x{s:g} ({e})")
-    scales = getattr(model, "scales", None) or (getattr(model, "scale", 1),)
-    scale = s if s is not None else scales[0]
+    scale = s if s is not None else model.spec.scale  # the scale it was built for (a multi-scale file: its first)
     print(format_layer_table(model, float(scale), hw, title=f"{args.name} x{float(scale):g}"))
     return 0

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..data.io import read_image_uint8
+    from ..models.registry import arch_of
     from ..render import render_sheet
     from ..zoo import load_model
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         return error(args.sizes, "--sizes must be comma-separated pixel counts, e.g. 32,64,128")
     model = load_model(args.model, 2, task="upscale")  # a WeightsError names its file: main() reports it
     named = (args.model if not str(args.model).endswith(".safetensors")
-             else f"{getattr(model, 'arch', 'model')} ({Path(args.model).name})")
+             else f"{arch_of(model) or 'model'} ({Path(args.model).name})")
     try:  # an ImageReadError names its file: main() reports it
         rgb = read_image_uint8(args.image, mode="RGB")
         sheet = render_sheet(rgb, model, sizes, from_size=args.from_size, compare=args.compare,
