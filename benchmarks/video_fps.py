@@ -63,9 +63,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from kakudai.zoo import load_model
     from kakudai.infer.upscale import super_resolve
     from kakudai.infer.video import upscale_video
+    from kakudai.models.registry import arch_of
+    from kakudai.zoo import load_model
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     model = load_model(args.model, args.scale)
@@ -81,7 +82,7 @@ def main() -> None:
             super_resolve(model, x, args.scale, out_dtype=torch.uint8)
             n += args.batch
         net_fps = n / (time.perf_counter() - t0)
-    print(json.dumps({"model": args.model, "arch": getattr(model, "arch", type(model).__name__),
+    print(json.dumps({"model": args.model, "arch": arch_of(model) or type(model).__name__,
                       "scale": args.scale, "size": [w, h], "out_size": list(stats["output_size"]),
                       "frames": stats["frames"], "batch": args.batch, "preset": args.preset,
                       "threads": torch.get_num_threads(),

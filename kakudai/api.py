@@ -25,6 +25,7 @@ from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil
 from .infer.auto import STYLES, style_of
 from .infer.tiling import tile_count
 from .infer.upscale import super_resolve, tile_multiple, upscale_tile
+from .models.calling import single_scale
 from .ops.alpha import fill_transparent
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
@@ -65,14 +66,7 @@ def model_scales(model: nn.Module | str | os.PathLike) -> list[float] | None:
     multi-scale KSR file lists its tails; a shipped name lists its files.
     """
     if isinstance(model, nn.Module):
-        if getattr(model, "pre_upsampled", False):
-            return None
-        scales = getattr(model, "scales", None)
-        if scales is not None:
-            return [float(s) for s in scales]
-        if getattr(model, "takes_scale", False):
-            return None
-        return [float(model.scale)]  # type: ignore[arg-type]
+        return model.spec.native_scales()
     name = str(model)
     if is_file(name):
         return model_scales(load_model(name))
@@ -189,10 +183,7 @@ class Upscaler:
         key = (name if isinstance(name, str) else id(name), scale)
         if key not in self._models:
             if isinstance(name, nn.Module):
-                m = name
-                scales = getattr(m, "scales", None)
-                if scales is not None and len(scales) > 1 and hasattr(m, "for_scale"):
-                    m = m.for_scale(int(scale))
+                m = single_scale(name, scale)
             else:
                 m = load_model(name, scale, task="upscale")
             m = m.eval()

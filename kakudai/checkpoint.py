@@ -18,6 +18,7 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .models.registry import arch_args_of, arch_of
 from .registry import create_model
 
 FORMAT = "kakudai.weights.v1"
@@ -30,10 +31,10 @@ class WeightsError(Exception):
 def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` (.safetensors) atomically, with its arch and args."""
     path = Path(path)
-    arch = getattr(model, "arch", None)
+    arch = arch_of(model)
     if arch is None:
         raise ValueError("model was not built by create_model(); its architecture is unknown")
-    meta = {"format": FORMAT, "arch": arch, "args": json.dumps(getattr(model, "arch_args", {}))}
+    meta = {"format": FORMAT, "arch": arch, "args": json.dumps(arch_args_of(model))}
     if extra:
         meta["extra"] = json.dumps(extra)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

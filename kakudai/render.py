@@ -42,7 +42,9 @@ def render_sizes(model: nn.Module, rgb: np.ndarray, sizes: Sequence[int]) -> lis
     models chroma is MATLAB bicubic, as in :func:`kakudai.infer.upscale.super_resolve`.
     Sizes must be at least the image's long side (rendering enlarges).
     """
-    if not (hasattr(model, "encode") and hasattr(model, "decode")):
+    from .models.implicit import Implicit
+
+    if not isinstance(model, Implicit):
         raise ValueError("render needs an arbitrary-scale model with encode/decode (e.g. implicit)")
     h, w = rgb.shape[:2]
     long_side = max(h, w)
@@ -51,7 +53,7 @@ def render_sizes(model: nn.Module, rgb: np.ndarray, sizes: Sequence[int]) -> lis
         raise ValueError(f"size {small[0]} is smaller than the image ({w}x{h}); render enlarges")
     model.eval()
     x = uint8_to_tensor(rgb)
-    y_only = int(getattr(model, "channels", 3)) == 1
+    y_only = model.spec.channels == 1
     ycc = rgb_to_ycbcr(x) if y_only else None
     latent = model.encode(ycc[:, :1] if ycc is not None else x)  # the one encoding
     out = []

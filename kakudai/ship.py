@@ -66,6 +66,7 @@ import torch.nn as nn
 from . import zoo
 from .cards import FORMAT, measure, write_card
 from .checkpoint import for_inference, load_weights_file, save_model
+from .models.calling import single_scale
 from .summary import count_params
 
 __all__ = ["ship", "training_summary", "main"]
@@ -293,10 +294,10 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
         if not set(chosen) <= set(e.scales):
             raise ValueError(f"{name} declares x{'/'.join(map(str, e.scales))}, not x{scales}")
         for s in chosen:
-            have = [int(v) for v in getattr(src, "scales", None) or [getattr(src, "scale", None)]]
+            have = [int(v) for v in src.spec.native_scales() or [src.spec.scale]]
             if s not in have:
                 raise ValueError(f"{weights}: serves x{'/'.join(map(str, have))}, {name} declares x{s}")
-            model = for_inference(src.for_scale(s) if len(have) > 1 else src)
+            model = for_inference(single_scale(src, s))
             folders = " ".join(str(bench / st) for st in sets or SR_SETS)
             if tuned_from is None:
                 rows = _sr_rows(name, list(sets or SR_SETS), [s], None)
@@ -340,9 +341,9 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
         from .cards import level_value_of
 
         model = for_inference(src)
-        if not getattr(model, "level_map", False):
+        if not model.spec.level_map:
             raise ValueError(f"{weights}: a restorer takes its level as an input plane (level_map=True)")
-        channels = int(getattr(model, "channels", 3))
+        channels = model.spec.channels
         rows, check = _restore_rows(name, e.kind, channels == 1, sets)
         verb = "denoise --sigma L [--clip]" if e.kind == "noise" else "jpeg --quality L"
         card = {**base, "file": e.path().name, "scale": None, "arch": model.arch, "args": model.arch_args,

@@ -101,7 +101,7 @@ def trace_layers(model: nn.Module, x: torch.Tensor, scale: float) -> tuple[list[
 def network_channels(model: nn.Module) -> int:
     """Input planes of the bare network: the image channels, plus the constant level
     plane of a restorer that takes its strength as an input map."""
-    return int(getattr(model, "channels", 3)) + (1 if getattr(model, "level_map", False) else 0)
+    return model.spec.in_channels
 
 
 def macs_per_output_pixel(model: nn.Module, scale: float, lr_size: tuple[int, int] = (24, 24)) -> float:
@@ -124,8 +124,7 @@ def build_for_scale(name: str, scale: int, **args: Any) -> nn.Module | None:
         model = create_model(name, **{**args, "scale": scale})
     except TypeError:  # no ``scale`` argument: usable only at its own fixed scale
         model = create_model(name, **args)
-        own = getattr(model, "scale", 1)
-        return model if own == scale else None
+        return model if model.spec.supports(scale) else None
     except ValueError:
         return None
     return model
@@ -134,8 +133,8 @@ def build_for_scale(name: str, scale: int, **args: Any) -> nn.Module | None:
 def _describe(rec: dict[str, Any], model: nn.Module, scale: int) -> None:
     rec["params"][scale] = count_params(model)
     rec["macs_per_px"][scale] = macs_per_output_pixel(model, scale)
-    rec["channels"] = int(getattr(model, "channels", 3))
-    rec["pre_upsampled"] = bool(getattr(model, "pre_upsampled", False))
+    rec["channels"] = model.spec.channels
+    rec["pre_upsampled"] = model.spec.pre_upsampled
 
 
 def _shipped_record(e: Shipped, scales: Iterable[int]) -> dict[str, Any]:
@@ -263,7 +262,7 @@ def format_layer_table(model: nn.Module, scale: float, input_hw: tuple[int, int]
     if title:
         lines.append(title)
     net_in = tuple(x.shape)
-    if getattr(model, "pre_upsampled", False):
+    if model.spec.pre_upsampled:
         net_in = (1, c, round(input_hw[0] * scale), round(input_hw[1] * scale))
         lines.append(f"input (1, {c}, {input_hw[0]}, {input_hw[1]}) -> bicubic x{scale:g} -> network input {net_in}")
     else:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from .checkpoint import WeightsError, for_inference, load_weights_file
+from .models.calling import single_scale
 from .registry import create_model
 
 __all__ = ["TASKS", "Shipped", "Alias", "Resolved", "TaskMismatch", "ZOO", "ALIASES", "DEFAULT_RESTORERS",
@@ -325,7 +326,7 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: "float | tupl
                                  name=str(name_or_path)).eval()
     if is_file(name_or_path):
         model = load_weights_file(name_or_path)
-        if task == "upscale" and getattr(model, "level_map", False):  # a file has no zoo entry to ask
+        if task == "upscale" and model.spec.level_map:  # a file has no zoo entry to ask
             raise TaskMismatch(f"{name_or_path}: a restorer (it takes a noise or JPEG level), not an upscaler "
                                "(clean with it by kakudai denoise --model FILE)")
     else:
@@ -344,11 +345,7 @@ def load_model(name_or_path: str | os.PathLike = "default", scale: "float | tupl
             raise WeightsError(f"no shipped weights for {e.name!r} {at}; shipped: {_describe_shipped(e.task)}")
         else:
             model = load_weights_file(r.path)
-    scales = getattr(model, "scales", None)
-    if (scale is not None and not isinstance(scale, tuple) and scales is not None and len(scales) > 1
-            and hasattr(model, "for_scale")):
-        meta = getattr(model, "weights_meta", None)
-        model = model.for_scale(int(scale)).eval()
-        model.weights_meta = meta
+    if scale is not None and not isinstance(scale, tuple):
+        model = single_scale(model, scale)  # a multi-scale file: the tail for this scale
     return for_inference(model)
 

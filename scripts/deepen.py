@@ -30,15 +30,15 @@ def _difference(model, grown, rgb: bool, gray: bool = False) -> float:
     """Largest output difference on a random input (for --rgb: in luma, away from
     the border band the first layer's padding reaches; for --gray: against the RGB
     model's mean output on the same image as R = G = B)."""
-    scales = getattr(grown, "scales", (None,))
-    side = 24 + 2 * int(getattr(model, "receptive_radius", 0))
+    scales = grown.spec.scales if not grown.spec.any_scale else (None,)
+    side = 24 + 2 * model.spec.receptive_radius
     if gray:
         g = torch.rand(1, 1, side, side)
-        level = torch.rand(1, 1, side, side)[:, :1 if getattr(model, "level_map", False) else 0]
+        level = torch.rand(1, 1, side, side)[:, :1 if model.spec.level_map else 0]
         with torch.no_grad():
             want = model(torch.cat([g.expand(-1, 3, -1, -1), level], 1)).mean(1, keepdim=True)
             return (grown(torch.cat([g, level], 1)) - want).abs().max().item()
-    c = 3 if rgb else int(getattr(model, "in_channels", model.channels))
+    c = 3 if rgb else model.spec.in_channels
     x = torch.rand(1, c, side, side)
     err = 0.0
     with torch.no_grad():
@@ -48,7 +48,7 @@ def _difference(model, grown, rgb: bool, gray: bool = False) -> float:
                 err = max(err, (grown(x, **kw) - model(x, **kw)).abs().max().item())
                 continue
             kw = {"scale": s}
-            q = int(model.receptive_radius) * s
+            q = model.spec.receptive_radius * s
             d = rgb_to_y(grown(x, **kw)) - model(rgb_to_y(x), **kw)
             err = max(err, d[..., q:-q, q:-q].abs().max().item())
     return err

@@ -19,6 +19,7 @@ from kakudai.cli import main
 from kakudai.data.degrade import (add_gaussian_noise, degrade_batch, double_jpeg, jpeg_level,
                                   jpeg_roundtrip, noise_level, restore_kind, to_gray)
 from kakudai.evaluation import evaluate_denoise, evaluate_jpeg
+from kakudai.models.calling import gray_companion
 from kakudai.infer.restore import (BLIND_QUALITY, NOISE_LEVEL_QUALITY, Denoiser, denoise_settings,
                                    load_restorer, restore, restore_array)
 from kakudai.train.config import DataConfig, load_config
@@ -165,7 +166,7 @@ def test_jpeg_quality_power_skews_the_level_map_towards_low_quality() -> None:
 def test_rednet_restoration_shapes(kw: dict) -> None:
     m = _tiny_rednet(**kw)
     c = int(m.channels)
-    x = torch.rand(2, m.in_channels, 13, 10)  # odd sizes: unshuffle pads inside
+    x = torch.rand(2, m.spec.in_channels, 13, 10)  # odd sizes: unshuffle pads inside
     with torch.no_grad():
         y = m(x)
     assert y.shape == (2, c, 13, 10)
@@ -174,7 +175,7 @@ def test_rednet_restoration_shapes(kw: dict) -> None:
         m.decoder[-1].weight.zero_()
         m.decoder[-1].bias.zero_()
         assert torch.equal(m(x), x[:, :c])
-    assert m.receptive_radius == 4 * m.unshuffle + m.unshuffle - 1
+    assert m.spec.receptive_radius == 4 * m.unshuffle + m.unshuffle - 1
 
 
 @pytest.mark.parametrize("kw", [{}, {"level_map": True, "channels": 1},
@@ -182,16 +183,16 @@ def test_rednet_restoration_shapes(kw: dict) -> None:
 def test_unet_restoration_shapes_and_reach(kw: dict) -> None:
     m = _tiny_unet(**kw)
     c = int(m.channels)
-    x = torch.rand(2, m.in_channels, 13, 10)  # not multiples of pad_multiple: padded inside
+    x = torch.rand(2, m.spec.in_channels, 13, 10)  # not multiples of pad_multiple: padded inside
     with torch.no_grad():
         y = m(x)
         assert y.shape == (2, c, 13, 10)
         # The declared reach bounds the real one: a pixel far from the change is unchanged.
-        big = torch.rand(1, m.in_channels, 2 * m.receptive_radius + 8, 8 * m.pad_multiple)
+        big = torch.rand(1, m.spec.in_channels, 2 * m.spec.receptive_radius + 8, 8 * m.spec.pad_multiple)
         poked = big.clone()
         poked[:, :, 0] += 1.0
         diff = (m(poked) - m(big)).abs().amax(dim=(0, 1, 3))
-        assert diff[m.receptive_radius + 1:].max() == 0 and diff[0] > 0
+        assert diff[m.spec.receptive_radius + 1:].max() == 0 and diff[0] > 0
         m.tail.weight.zero_()
         m.tail.bias.zero_()
         assert torch.equal(m(x), x[:, :c])  # the global residual
@@ -232,7 +233,7 @@ def test_to_gray_computes_what_the_rgb_model_does_on_gray(build) -> None:
         last.weight.normal_(0, 0.1)
         last.bias.normal_(0, 0.1)
     g = m.to_gray()
-    assert g.channels == 1 and g.level_map and g.arch_args["channels"] == 1
+    assert g.spec.channels == 1 and g.spec.level_map and g.arch_args["channels"] == 1
     x = torch.rand(2, 1, 15, 12)
     assert torch.allclose(restore(g, x, 0.1), restore(m, x, 0.1), atol=1e-6)
     with pytest.raises(ValueError):
@@ -248,7 +249,7 @@ def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
     with torch.no_grad():  # non-trivial outputs, so that "the same function" means something
         (m.tail if arch == "unet" else m.tails["x2"]).weight.normal_(0, 0.1)
     deep = deepened(m, 3)
-    assert deep.arch_args["blocks"] == 3 and deep.receptive_radius > m.receptive_radius
+    assert deep.arch_args["blocks"] == 3 and deep.spec.receptive_radius > m.spec.receptive_radius
     x = torch.rand(2, getattr(m, "in_channels", m.channels), 16, 12)
     with torch.no_grad():
         assert torch.allclose(deep(x), m(x), atol=1e-6)
@@ -405,7 +406,7 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
 
     x1, x3 = torch.rand(1, 1, 12, 14), torch.rand(1, 3, 12, 14)
     alone = load_restorer("noise")
-    assert getattr(alone, "gray_companion", None) is None  # not shipped: the RGB model does gray too
+    assert gray_companion(alone) is None  # not shipped: the RGB model does gray too
     assert close(restore(alone, x1, 0.1), restore(rgb, x1, 0.1))
     ckpt.save_model(gray, zoo.ZOO["unet-noise-gray"].path())
     assert zoo.ZOO["unet-noise"].gray == "unet-noise-gray"
@@ -419,7 +420,7 @@ def test_shipped_noise_model_sends_gray_images_to_its_gray_companion(no_weights:
     # Another shipped restorer by name, or an explicit path, is that model alone.
     ckpt.save_model(gray, zoo.ZOO["rednet-noise"].path())
     assert close(restore(load_restorer("noise", "rednet-noise"), x1, 0.1), restore(gray, x1, 0.1))
-    assert getattr(load_restorer("noise", str(zoo.ZOO["unet-noise"].path())), "gray_companion", None) is None
+    assert gray_companion(load_restorer("noise", str(zoo.ZOO["unet-noise"].path()))) is None
 
 
 # ------------------------------------------------------------------ training
@@ -457,7 +458,7 @@ def test_restore_training_reduces_the_loss(tmp_path: Path) -> None:
     assert (run / "final.safetensors").exists()
     # The run's weights rebuild a level-map restoration model.
     loaded = kakudai.load_model(run / "final.safetensors")
-    assert loaded.level_map and loaded.in_channels == 4
+    assert loaded.spec.level_map and loaded.spec.in_channels == 4
 
 
 # ------------------------------------------------------------------ shipped models (when present)

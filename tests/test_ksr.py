@@ -26,7 +26,7 @@ def test_rgb_from_luma_keeps_the_luma_function() -> None:
     with torch.no_grad():
         out, ref = rgb_to_y(rgb(x, scale=3)), y_model(rgb_to_y(x), scale=3)
     # Exact away from the band the first layer's zero padding reaches ...
-    q = y_model.receptive_radius * 3
+    q = y_model.spec.receptive_radius * 3
     assert torch.allclose(out[..., q:-q, q:-q], ref[..., q:-q, q:-q], atol=1e-5)
     # ... and only there does it differ (the padding of RGB zeros is not a Y of zero).
     assert (out - ref).abs().max() > 1e-4

@@ -30,7 +30,7 @@ def _build(name: str, **kwargs) -> nn.Module:
 
 
 def _in_channels(model: nn.Module) -> int:
-    return int(getattr(model, "in_channels", getattr(model, "channels", 3)))
+    return model.spec.in_channels
 
 
 def _cases() -> list[tuple[str, dict, int]]:
@@ -65,15 +65,13 @@ def _first_per_model(cases: list[tuple[str, dict, int]]) -> list:
 def test_forward_shape(name: str, args: dict, scale: int) -> None:
     model = _build(name, **args)
     c = _in_channels(model)
-    out_c = int(getattr(model, "channels", c))
+    out_c = model.spec.channels
     x = torch.rand(2, c, 13, 10)  # odd, non-square: catches transposed/stride size slips
     with torch.no_grad():
         y = model_forward(model, x, scale)
     assert y.shape == (2, out_c, 13 * scale, 10 * scale)
     assert torch.isfinite(y).all()
-    # What tiling needs is declared.
-    assert isinstance(getattr(model, "receptive_radius", None), int)
-    assert isinstance(getattr(model, "pre_upsampled", None), bool)
+    assert model.spec.supports(scale)
 
 
 @pytest.mark.parametrize("name,args,scale", _first_per_model(CASES), ids=IDS)
@@ -111,7 +109,7 @@ def test_multiscale_for_scale_matches_tail(tmp_path) -> None:
         multi = _build(name, scale=[2, 3, 4])
         path = save_model(multi, tmp_path / f"{name}_ms.safetensors")
         single = kakudai.load_model(path, scale=3)
-        assert tuple(single.scales) == (3,)
+        assert single.spec.scales == (3,)
         x = torch.rand(1, _in_channels(multi), 8, 8)
         with torch.no_grad():
             torch.testing.assert_close(single(x), multi(x, scale=3), rtol=1e-5, atol=1e-6)
@@ -180,7 +178,7 @@ def test_espcn_offset_is_a_bias_reparameterisation() -> None:
         first.bias -= 0.5 * first.weight.sum(dim=(1, 2, 3))
         plain.upsample.conv.bias += 0.5
     x = torch.rand(2, 1, 13, 15)
-    b = 3 * shifted.receptive_radius
+    b = 3 * shifted.spec.receptive_radius
     torch.testing.assert_close(plain(x)[..., b:-b, b:-b], shifted(x)[..., b:-b, b:-b], atol=1e-5, rtol=0)
     assert not torch.allclose(plain(x), shifted(x), atol=1e-5)  # the border does differ
 

@@ -5,7 +5,9 @@ probes model attributes instead of reading it."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,3 +234,50 @@ def test_spec_round_trips_through_json() -> None:
     for name, args in CASES:
         spec = _build(name, args).spec
         assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+# ------------------------------------------------------------------ one place to read it
+# The spec's fields, and what kakudai.models.calling / .registry read for everyone else.
+MODEL_ATTRS = tuple(f.name for f in fields(ModelSpec)) + (
+    "in_channels", "for_scale", "gray_companion", "weights_meta", "arch", "arch_args")
+
+
+NAMED = re.compile(r"\b(?:getattr|hasattr)\(\s*[\w.\[\]]+\s*,\s*[\"'](%s)[\"']" % "|".join(MODEL_ATTRS))
+# Any attribute of something named like a model, by a computed name too (getattr(model, k)).
+ON_MODEL = re.compile(r"\b(?:getattr|hasattr)\(\s*(?:self\.)?(?:model|net|m|src|base|runner)\s*,")
+
+
+def _probes(line: str) -> bool:
+    return bool(NAMED.search(line) or ON_MODEL.search(line))
+
+
+@pytest.mark.parametrize("line,probes", [
+    ('r = int(getattr(model, "receptive_radius", 0))', True),
+    ('if getattr(model, "pre_upsampled", False):', True),
+    ('multi = len(getattr(self.model, "scales", ())) > 1', True),
+    ('have = [int(v) for v in getattr(src, "scales", None) or [getattr(src, "scale", None)]]', True),
+    ('companion = getattr(model, "gray_companion", None)', True),
+    ('if scales is not None and len(scales) > 1 and hasattr(m, "for_scale"):', True),
+    ("print(f\"{getattr(model, 'arch', 'model')}\")", True),
+    ('v = getattr(model, k)', True),
+    ('if getattr(args, "task", "sr") != "sr":', False),
+    ('reason = getattr(e, "reason", str(e))', False),
+    ('power = float(getattr(cfg, "jpeg_quality_power", 1.0))', False),
+])
+def test_the_probe_scan_recognises_model_reads(line: str, probes: bool) -> None:
+    assert _probes(line) is probes
+
+
+def test_no_attribute_probing_of_models_outside_models_package() -> None:
+    """``getattr(model, "channels", 3)``-style reads (and hasattr) of contract fields
+    belong to kakudai/models only; everything else reads ``model.spec``."""
+    root = Path(kakudai.__file__).parent
+    hits = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel.startswith("kakudai/models/"):
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if _probes(line):
+                hits.append(f"{rel}:{i}: {line.strip()}")
+    assert not hits, "read model.spec instead:\n" + "\n".join(hits)

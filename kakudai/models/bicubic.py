@@ -14,17 +14,12 @@ from .spec import ModelSpec, widest_layer_floats
 class Bicubic(nn.Module):
     """MATLAB-compatible bicubic upscaling, no parameters. (B, C, h, w) -> (B, C, h*s, w*s)."""
 
-    pre_upsampled = False
-    pad_multiple = 1
-    takes_scale = True
-    receptive_radius = 2  # the cubic kernel reaches 2 input pixels each side
-
     def __init__(self, scale: float = 3, channels: int = 3):
         super().__init__()
         self.scale = scale
         self.channels = channels
         self.spec = ModelSpec(scale=scale, scales="any", takes_scale=True, channels=channels,
-                              receptive_radius=self.receptive_radius,
+                              receptive_radius=2,  # the cubic kernel reaches 2 input pixels each side
                               feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor, scale: float | tuple[float, float] | None = None) -> torch.Tensor:

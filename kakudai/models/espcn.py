@@ -26,23 +26,19 @@ class ESPCN(nn.Module):
     layers then start zero-centred and the untrained output mid-grey.
     """
 
-    pre_upsampled = False
-    pad_multiple = 1
-
     def __init__(self, scale: int = 3, channels: int = 1, n1: int = 64, n2: int = 32,
                  upsampler: str = "subpixel", offset: float = 0.5):
         super().__init__()
         self.scale = scale
         self.offset = offset
         self.channels = channels
-        self.receptive_radius = 2 + 1 + 1
         self.features = nn.Sequential(
             nn.Conv2d(channels, n1, 5, padding=2), nn.Tanh(),
             nn.Conv2d(n1, n2, 3, padding=1), nn.Tanh(),
         )
         self.upsample = Upsampler(upsampler, n2, channels, scale, kernel=3)
         self.spec = ModelSpec(scale=scale, scales=(scale,), channels=channels,
-                              receptive_radius=self.receptive_radius,
+                              receptive_radius=2 + 1 + 1,
                               feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

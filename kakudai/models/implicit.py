@@ -129,10 +129,6 @@ class Implicit(nn.Module):
     training scale.
     """
 
-    pre_upsampled = False
-    pad_multiple = 1
-    takes_scale = True
-
     def __init__(self, scale: float | Sequence[float] = 2.0, channels: int = 1, width: int = 48, blocks: int = 8,
                  hidden: Sequence[int] = (48, 48), ensemble: bool = False, max_scale: float = 4.0,
                  decoder: str = "basis", basis: int = 8, pos_hidden: int = 32, taps: int = 1,
@@ -162,9 +158,9 @@ class Implicit(nn.Module):
         self.ensemble = bool(ensemble)
         self.max_scale = float(max_scale)
         # Encoder reach 2*blocks+2, dec_in 1, the neighbour latent 1.
-        self.receptive_radius = 2 * blocks + 3 + max(1, self.taps // 2, self.wide_taps // 2)
+        radius = 2 * blocks + 3 + max(1, self.taps // 2, self.wide_taps // 2)
         if self.base_scales:  # a tail's 3x3 (1), then the resize's kernel (under 2 input px)
-            self.receptive_radius = max(self.receptive_radius, 2 * blocks + 3 + 2)
+            radius = max(radius, 2 * blocks + 3 + 2)
         # Encoder: KSR's modules under KSR's names (init_from loads a trained body).
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
@@ -205,7 +201,7 @@ class Implicit(nn.Module):
                 self.dec_out.weight.mul_(0.1)
                 self.dec_out.bias.zero_()
         self.spec = ModelSpec(scale=self.scale, scales="any", takes_scale=True, channels=channels,
-                              receptive_radius=self.receptive_radius,
+                              receptive_radius=radius,
                               feature_floats_per_pixel=widest_layer_floats(self))
 
     # --------------------------------------------------------------- encode

@@ -38,10 +38,6 @@ class KSR(nn.Module):
     model (chroma is upscaled by bicubic at inference) or 3 for RGB.
     """
 
-    pre_upsampled = False
-    pad_multiple = 1
-    takes_scale = True  # forward(x, scale=) picks the tail
-
     def __init__(self, scale: int | Sequence[int] = 3, channels: int = 1, width: int = 48,
                  blocks: int = 8):
         super().__init__()
@@ -49,7 +45,6 @@ class KSR(nn.Module):
         self.scales = tuple(scales)
         self.scale = scales[0] if len(scales) == 1 else tuple(scales)
         self.channels = channels
-        self.receptive_radius = 2 * blocks + 3
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.body_end = nn.Conv2d(width, width, 3, padding=1)
@@ -59,8 +54,9 @@ class KSR(nn.Module):
             icnr_(self.tails[f"x{s}"], s, init=lambda w: nn.init.kaiming_normal_(w, a=1.0))
             with torch.no_grad():
                 self.tails[f"x{s}"].weight.mul_(0.1)
+        # forward(x, scale=) picks the tail.
         self.spec = ModelSpec(scale=scales[0], scales=self.scales, takes_scale=True, channels=channels,
-                              receptive_radius=self.receptive_radius,
+                              receptive_radius=2 * blocks + 3,
                               feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:

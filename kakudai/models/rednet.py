@@ -31,10 +31,8 @@ class REDNet(nn.Module):
       space-to-depth image (r*r*C channels; FFDNet's trick), which divides the
       cost per pixel by r*r and multiplies the receptive field by r. H and W
       are reflection-padded to multiples of r inside forward; tiled inference
-      must align tiles to r (``pad_multiple``) to equal whole-image output.
+      must align tiles to r (the spec's ``pad_multiple``) to equal whole-image output.
     """
-
-    pre_upsampled = True
 
     def __init__(self, scale: int = 1, channels: int = 3, depth: int = 10, width: int = 64,
                  skip_every: int = 2, level_map: bool = False, unshuffle: int = 1):
@@ -48,16 +46,14 @@ class REDNet(nn.Module):
         self.skip_every = skip_every
         self.level_map = level_map
         self.unshuffle = unshuffle
-        self.pad_multiple = unshuffle
-        self.in_channels = channels + (1 if level_map else 0)  # the level plane rides along
         half = depth // 2
         # depth 3x3 layers at 1/r resolution, plus the r x r block a pixel sits in.
-        self.receptive_radius = depth * unshuffle + unshuffle - 1
+        radius = depth * unshuffle + unshuffle - 1
         c_io = channels * unshuffle * unshuffle
         c_in = c_io + (1 if level_map else 0)
         # Peak live features per input pixel (sizes tile="auto"): a few maps of the
         # widest layer, at 1/r^2 the pixels on the space-to-depth image.
-        self.feature_floats_per_pixel = 5.0 * max(width, c_in) / (unshuffle * unshuffle)
+        floats = 5.0 * max(width, c_in) / (unshuffle * unshuffle)
         self.encoder = nn.ModuleList(
             [nn.Conv2d(c_in if i == 0 else width, width, 3, padding=1) for i in range(half)])
         self.decoder = nn.ModuleList(
@@ -65,8 +61,7 @@ class REDNet(nn.Module):
              for i in range(half)])
         self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
                               level_map=level_map, pad_multiple=unshuffle,
-                              receptive_radius=self.receptive_radius,
-                              feature_floats_per_pixel=self.feature_floats_per_pixel)
+                              receptive_radius=radius, feature_floats_per_pixel=floats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, r = self.channels, self.unshuffle

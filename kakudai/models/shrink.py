@@ -58,10 +58,6 @@ class IntegerThenShrink(nn.Module):
     which fixes ``channels``.
     """
 
-    pre_upsampled = False
-    takes_scale = True
-    pad_multiple = 1
-
     def __init__(self, load: Callable[[int], nn.Module], first_scale: float, name: str = ""):
         super().__init__()
         self._load = load
@@ -72,7 +68,6 @@ class IntegerThenShrink(nn.Module):
         base = require_spec(self._bases[str(n)], f"the base of {name or 'integer-then-shrink'}")
         self.channels = base.channels
         # The shrink's kernel reaches ~2 output pixels of the base = under 2 input pixels.
-        self.receptive_radius = base.receptive_radius + 2
         self.spec = ModelSpec(scale=self.scale, scales="any", takes_scale=True, channels=base.channels,
                               receptive_radius=base.receptive_radius + 2,
                               feature_floats_per_pixel=base.feature_floats_per_pixel)

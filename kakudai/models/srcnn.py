@@ -23,16 +23,12 @@ class SRCNN(nn.Module):
     it changes where optimisation starts, not what the network can compute.
     """
 
-    pre_upsampled = True
-    pad_multiple = 1
-
     def __init__(self, scale: int = 3, channels: int = 1, f1: int = 9, f2: int = 5, f3: int = 5,
                  n1: int = 64, n2: int = 32, offset: float = 0.5):
         super().__init__()
         self.scale = scale
         self.offset = offset
         self.channels = channels
-        self.receptive_radius = (f1 // 2) + (f2 // 2) + (f3 // 2)
         self.body = nn.Sequential(
             nn.ReflectionPad2d(f1 // 2), nn.Conv2d(channels, n1, f1), nn.ReLU(inplace=True),
             nn.ReflectionPad2d(f2 // 2), nn.Conv2d(n1, n2, f2), nn.ReLU(inplace=True),
@@ -44,7 +40,7 @@ class SRCNN(nn.Module):
                 nn.init.normal_(m.weight, std=0.001 if m.out_channels == channels else 0.05)
                 nn.init.zeros_(m.bias)
         self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
-                              receptive_radius=self.receptive_radius,
+                              receptive_radius=(f1 // 2) + (f2 // 2) + (f3 // 2),
                               feature_floats_per_pixel=widest_layer_floats(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ reaches ~50 pixels (RED10: 10).
 Same conventions as RED-Net: input (B, C[+1], H, W) with the optional
 level-map plane last, output (B, C, H, W) = image + predicted residual; with
 ``scale > 1`` it is an SR network on bicubic-upsampled input (``scale == 1``:
-restoration). H and W are reflection-padded to multiples of ``pad_multiple``
+restoration). H and W are reflection-padded to multiples of the spec's ``pad_multiple``
 inside forward; tiled inference aligns tiles to it, so tiled output equals
 whole-image output.
 """
@@ -40,8 +40,6 @@ class ResUNet(nn.Module):
     ``blocks`` residual blocks on the way down and as many on the way up (the
     last level once, as the bottleneck)."""
 
-    pre_upsampled = True
-
     def __init__(self, scale: int = 1, channels: int = 3, widths: Sequence[int] = (32, 64, 128),
                  blocks: int = 2, level_map: bool = False):
         super().__init__()
@@ -51,18 +49,17 @@ class ResUNet(nn.Module):
         self.scale = scale
         self.channels = channels
         self.level_map = level_map
-        self.in_channels = channels + (1 if level_map else 0)
         levels = len(widths)
-        self.pad_multiple = 2 ** (levels - 1)
+        self.block = 2 ** (levels - 1)  # the pyramid's block side: H and W are padded to it
         # Reach in input pixels: 2 convs per block at 2^i px per tap, 1 px for each
         # strided / transposed 2x2 at 2^i, plus head and tail; one multiple more
         # for the padding to the block grid.
         reach = 2 + sum(2 * (2 * blocks * 2 ** i + 2 ** i) for i in range(levels - 1))
-        self.receptive_radius = reach + 2 * blocks * 2 ** (levels - 1) + self.pad_multiple
+        radius = reach + 2 * blocks * 2 ** (levels - 1) + self.block
         # Peak live features per input pixel (sizes tile="auto"): the current map, a
         # block's two temporaries and the skip at each level, at 1/4^i the pixels.
-        self.feature_floats_per_pixel = sum(4.0 * w / 4 ** i for i, w in enumerate(widths))
-        self.head = nn.Conv2d(self.in_channels, widths[0], 3, padding=1)
+        floats = sum(4.0 * w / 4 ** i for i, w in enumerate(widths))
+        self.head = nn.Conv2d(channels + (1 if level_map else 0), widths[0], 3, padding=1)
         self.down_stages = nn.ModuleList(_stage(w, blocks) for w in widths[:-1])
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
         self.middle = _stage(widths[-1], blocks)
@@ -73,12 +70,11 @@ class ResUNet(nn.Module):
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
         self.spec = ModelSpec(scale=scale, scales="any", pre_upsampled=True, channels=channels,
-                              level_map=level_map, pad_multiple=self.pad_multiple,
-                              receptive_radius=self.receptive_radius,
-                              feature_floats_per_pixel=self.feature_floats_per_pixel)
+                              level_map=level_map, pad_multiple=self.block,
+                              receptive_radius=radius, feature_floats_per_pixel=floats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, m = self.channels, self.pad_multiple
+        c, m = self.channels, self.block
         img = x[:, :c]
         h0, w0 = x.shape[-2:]
         if h0 % m or w0 % m:

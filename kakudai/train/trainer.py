@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import save_model
-from ..models.calling import model_forward
+from ..models.calling import model_forward, single_scale
 from ..data.datasets import TrainPairs
 from ..data.io import uint8_to_tensor
 from ..ops.color import rgb_to_y
@@ -176,7 +176,7 @@ class Trainer:
         if cfg.data.task == "sr" and not cfg.data.continuous_scale:  # restorers are same-size
             args.setdefault("scale", scales[0] if len(scales) == 1 else scales)
         self.model = create_model(cfg.model.name, **args).to(self.device)
-        self.channels = int(getattr(self.model, "channels", 3))
+        self.channels = self.model.spec.channels
         if cfg.init_from:
             self._init_from(cfg.init_from)
         self.ema = copy.deepcopy(self.model).eval() if cfg.optim.ema > 0 else None
@@ -185,7 +185,7 @@ class Trainer:
         groups = _param_groups(self.model, cfg.optim.lr_mult)  # before DDP: may freeze some
         self.net: nn.Module = self.model
         if self.world > 1:
-            multi = len(getattr(self.model, "scales", ())) > 1
+            multi = self.model.spec.multi_scale
             self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=multi)
         o = cfg.optim
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.optimizer]
@@ -300,7 +300,7 @@ class Trainer:
                                     d.patch_candidates)
         hr = uint8_to_tensor(hr_u8)
         lr, hr = degrade_batch(hr, self.rng, d, self.channels,
-                               level_map=bool(getattr(self.model, "level_map", False)))
+                               level_map=self.model.spec.level_map)
         return self._rank_slice(lr, hr)
 
     def _degrade(self, hr_u8: np.ndarray, scale: int) -> np.ndarray:
@@ -353,7 +353,7 @@ class Trainer:
     def _batch_continuous(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         """This rank's slice of a batch at a random scale in ``data.continuous_scale``."""
         d = self.cfg.data
-        if not (getattr(self.model, "takes_scale", False) or getattr(self.model, "pre_upsampled", False)):
+        if not self.model.spec.any_scale:
             raise ValueError(f"{self.cfg.model.name} has fixed scales; data.continuous_scale needs "
                              "a model that takes a scale (e.g. implicit)")
         lr_u8, hr_u8, scale = self.data.sample_continuous(self.rng, d.batch_size, d.patch_size,
@@ -377,7 +377,7 @@ class Trainer:
         rec: dict[str, Any] = {"it": self.it, "kind": "val"}
         scores = []
         for s in (self.cfg.data.scales if self.cfg.data.task == "sr" else [1]):
-            net = model.for_scale(s) if len(getattr(model, "scales", ())) > 1 else model
+            net = single_scale(model, s)
             for d in self.cfg.data.val_dirs:
                 if self.cfg.data.task != "sr":
                     from ..evaluation import evaluate_restoration
