@@ -133,8 +133,10 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("ksr-fast", "ksr-fast", scales=(2, 3, 4)),
     Shipped("espcn", "espcn", scales=(2, 3, 4)),
     Shipped("srcnn", "srcnn", scales=(3,)),
-    # An RGB upscaler for illustrations (the aliases send drawings here).
-    Shipped("art", "ksr", scales=(2, 4)),
+    # An RGB upscaler for illustrations (the aliases send drawings here), and the same
+    # fine-tuned on what the illustration JPEG restorer leaves.
+    Shipped("art", "ksr", scales=(2, 4), after_jpeg="art-jpeg"),
+    Shipped("art-jpeg", "ksr", scales=(2,)),
     # The flagship fine-tuned on what the JPEG restorer leaves: it upscales the photos
     # that automatic or fixed-level JPEG cleaning has cleaned (``after_jpeg`` above).
     Shipped("ksr-jpeg", "ksr", scales=(2,)),
@@ -156,7 +158,8 @@ ALIASES: dict[str, Alias] = {a.name: a for a in (
     Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art"),
 )}
 # The models aliases send drawings to (an upscaler named as one cleans like one).
-ILLUSTRATION_MODELS = frozenset(a.illustration for a in ALIASES.values() if a.illustration)
+ILLUSTRATION_MODELS = frozenset(name for a in ALIASES.values() if a.illustration
+                                for name in (a.illustration, ZOO[a.illustration].after_jpeg) if name)
 # An alias whose arbitrary-scale model is not shipped falls back to this one, then to bicubic
 # (so the tool works before any weights exist).
 FALLBACK_ANY_SCALE = "implicit"

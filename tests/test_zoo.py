@@ -70,7 +70,12 @@ def test_routes_by_style_and_cleaning(tmp_path, monkeypatch) -> None:
     assert zoo.for_style("default", "photo", 2) == "default"
     assert zoo.for_style("default", "photo", 3, cleaned="jpeg") == "default"  # no x3 file
     assert zoo.for_style("default", "illustration", 2) == art.name
-    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == (art.after_jpeg or art.name)
+    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == art.name  # its after-JPEG file absent
+    assert art.after_jpeg is not None
+    (tmp_path / f"{art.after_jpeg}_x2.safetensors").touch()
+    assert zoo.for_style("default", "illustration", 2, cleaned="jpeg") == art.after_jpeg
+    assert zoo.for_style(art.name, "illustration", 2, cleaned="jpeg") == art.after_jpeg
+    assert zoo.for_style("default", "illustration", 2) == art.name
     assert zoo.for_style("bicubic", "photo", 2, cleaned="jpeg") == "bicubic"
 
 
