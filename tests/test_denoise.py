@@ -250,7 +250,7 @@ def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
         (m.tail if arch == "unet" else m.tails["x2"]).weight.normal_(0, 0.1)
     deep = deepened(m, 3)
     assert deep.arch_args["blocks"] == 3 and deep.spec.receptive_radius > m.spec.receptive_radius
-    x = torch.rand(2, getattr(m, "in_channels", m.channels), 16, 12)
+    x = torch.rand(2, m.spec.in_channels, 16, 12)
     with torch.no_grad():
         assert torch.allclose(deep(x), m(x), atol=1e-6)
     # The new blocks are identities that still learn: their second conv gets a gradient.

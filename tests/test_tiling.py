@@ -36,7 +36,7 @@ def _model(name: str, **kwargs) -> torch.nn.Module:
 
 
 def _scale(model: torch.nn.Module) -> float:
-    s = getattr(model, "scale", 2)
+    s = model.spec.scale
     if isinstance(s, (tuple, list)):
         s = s[0]
     return float(s)
@@ -46,7 +46,7 @@ def _scale(model: torch.nn.Module) -> float:
 def test_tiled_equals_whole_image(name):
     model = _model(name)
     scale = _scale(model)
-    channels = 1 if int(getattr(model, "channels", 3)) == 1 and name != "bicubic" else 3
+    channels = 1 if model.spec.channels == 1 and name != "bicubic" else 3
     H, W = _size(model, scale)
     x = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
     whole = super_resolve(model, x, scale, tile=None)
