@@ -202,3 +202,15 @@ def test_cli_denoise_and_eval_still_take_restorers_by_name(image, tmp_path, caps
     _one_line_error(capsys, "unet-jpeg: a denoise-jpeg restorer")
     assert main(["denoise", str(image), "-o", str(out), "--sigma", "10", "--model", "ksr"]) == 1
     _one_line_error(capsys, "ksr: an upscaler")
+
+
+@pytest.mark.skipif(not ZOO["ksr-jpeg"].present(), reason="ksr-jpeg not shipped")
+def test_eval_names_the_models_that_served(bench_dir, capsys) -> None:
+    """`kakudai eval --denoise auto` (the default) says when images went to another model
+    than the one named: JPEG inputs cleaned and upscaled by the after-JPEG model."""
+    assert main(["eval", "--model", "default", "--scale", "2", "--degrade", "jpeg:75",
+                 str(bench_dir / "Set5")]) == 0
+    assert "model=ksr (served by ksr-jpeg)" in capsys.readouterr().out
+    assert main(["eval", "--model", "default", "--scale", "2", str(bench_dir / "Set5")]) == 0
+    out = capsys.readouterr().out
+    assert "model=ksr " in out and "served by" not in out

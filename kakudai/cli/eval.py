@@ -130,27 +130,44 @@ def _run_sr(args: argparse.Namespace) -> int:
     except ValueError as e:  # a scale the model cannot serve
         return fail(e, name)
     shown = resolve(name, args.scale).name if name in ALIASES else name
+    served: set[str] = set()  # the models that served a folder's images (by style and cleaning)
     if args.denoise == "auto":
         # The pipeline as `kakudai upscale` runs it: each image is assessed, and cleaned
         # first when degraded (clean images go through untouched).
-        model = _auto_upscaler(name, args.scale, tile=args.tile, tta=args.tta)
+        model = _auto_upscaler(name, args.scale, tile=args.tile, tta=args.tta, served=served)
     border = args.border if args.border is not None else math.ceil(args.scale)
     what = (f", {args.degrade} after the shrink" if args.degrade else "") + f", denoise {args.denoise}"
+
+    def run_one(d: str) -> dict:
+        served.clear()
+        r = evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
+                            channel=args.channel, border=args.border, degrade=args.degrade)
+        return dict(r, served=sorted(served)) if served else r
+
+    def models_of(r: dict) -> str:
+        by = r.get("served", [])
+        return shown if by in ([], [shown]) else f"{shown} (served by {', '.join(by)})"
     return _score_dirs(
-        args.dirs,
-        lambda d: evaluate_folder(model, d, args.scale, tile=args.tile, tta=args.tta,
-                                  channel=args.channel, border=args.border, degrade=args.degrade),
-        lambda r: (f"{r['name']}  x{args.scale:g}  model={shown}  ({r['n']} images, "
+        args.dirs, run_one,
+        lambda r: (f"{r['name']}  x{args.scale:g}  model={models_of(r)}  ({r['n']} images, "
                    f"{args.channel.upper()}, border {border}{what})"),
         {"model": shown, "scale": args.scale, "tta": args.tta, "channel": args.channel,
          "degrade": args.degrade, "denoise": args.denoise},
         args.quiet, args.json)
 
 
-def _auto_upscaler(name: str, scale: float, tile: int | None, tta: bool) -> Callable[[Any], Any]:
+def _auto_upscaler(name: str, scale: float, tile: int | None, tta: bool,
+                   served: set[str]) -> Callable[[Any], Any]:
     """uint8 LR array -> uint8 SR array as ``kakudai upscale`` makes it by default
-    (``Upscaler(name, denoise="auto", style="auto")``)."""
+    (``Upscaler(name, denoise="auto", style="auto")``); the shipped name that served
+    each image is added to ``served``."""
     from ..api import Upscaler
 
     up = Upscaler(name, tile=tile, tta=tta, denoise="auto", style="auto")
-    return lambda lr: up.on_array(lr, scale)
+
+    def run(lr: Any) -> Any:
+        out = up.on_array(lr, scale)
+        if up.last_model:
+            served.add(up.last_model)
+        return out
+    return run
