@@ -136,10 +136,10 @@ ZOO: dict[str, Shipped] = _declare(
     # An RGB upscaler for illustrations (the aliases send drawings here), and the same
     # fine-tuned on what the illustration JPEG restorer leaves.
     Shipped("art", "ksr", scales=(2, 4), after_jpeg="art-jpeg"),
-    Shipped("art-jpeg", "ksr", scales=(2,)),
+    Shipped("art-jpeg", "ksr", scales=(2, 4)),
     # The flagship fine-tuned on what the JPEG restorer leaves: it upscales the photos
     # that automatic or fixed-level JPEG cleaning has cleaned (``after_jpeg`` above).
-    Shipped("ksr-jpeg", "ksr", scales=(2,)),
+    Shipped("ksr-jpeg", "ksr", scales=(2, 4)),
     # Upscalers at any scale.
     Shipped("implicit", "implicit"),
     Shipped("implicit-fast", "implicit"),
