@@ -89,7 +89,7 @@ def after_cleaning(model: nn.Module, cleaner: nn.Module | None, spec: str | None
     rounded to 8 bits, then ``model`` at ``scale``. ``model`` itself when there is no
     cleaner or no JPEG step. For :func:`evaluate_folder`."""
     from .data.pipeline import parse_spec
-    from .infer.restore import level_value, restore
+    from .infer.restore import level_value, restore_array
 
     qualities = [v for op, v in parse_spec(spec) if op == "jpeg"] if spec else []
     if cleaner is None or not qualities:
@@ -97,8 +97,8 @@ def after_cleaning(model: nn.Module, cleaner: nn.Module | None, spec: str | None
     level = level_value("jpeg", quality=qualities[-1])
 
     def run(lr: np.ndarray) -> np.ndarray:
-        x = restore(cleaner, to_tensor(lr), level, out_dtype=torch.uint8)
-        return from_tensor(super_resolve(model, x, scale, out_dtype=torch.uint8))
+        cleaned = restore_array(lr, cleaner, level)
+        return from_tensor(super_resolve(model, to_tensor(cleaned), scale, out_dtype=torch.uint8))
     return run
 
 

@@ -203,9 +203,7 @@ class Trainer:
             if cfg.data.task != "sr" or cfg.data.continuous_scale:
                 raise ValueError("data.cleaned_by needs task = \"sr\" at fixed scales")
             from ..infer.restore import load_restorer
-            self.cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by)
-                                         if cfg.data.cleaned_by.endswith(".safetensors")
-                                         else cfg.data.cleaned_by).requires_grad_(False)
+            self.cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by)).requires_grad_(False)
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
                                scales if cfg.data.task == "sr" and not cfg.data.continuous_scale else [1],
                                cfg.data.scale_aug, verbose=self.rank == 0)
@@ -322,15 +320,12 @@ class Trainer:
         (see :class:`kakudai.train.config.DataConfig`), then both patches cropped by the
         margin. Qualities are drawn for the global batch, so ranks stay in step."""
         from ..data.degrade import jpeg_roundtrip
-        from ..infer.restore import level_value, restore
+        from ..infer.restore import level_value, restore_array
         d = self.cfg.data
         lo, hi = (int(v) for v in d.jpeg_quality)
         u = self.rng.random(d.batch_size)[part[0]:part[1]]
-        out = []
-        for patch, q in zip(lr_u8, np.rint(lo + (hi - lo) * u ** d.jpeg_quality_power).astype(int)):
-            x = uint8_to_tensor(jpeg_roundtrip(patch, int(q), "4:2:0"))
-            y = restore(self.cleaner, x, level_value("jpeg", quality=int(q)), out_dtype=torch.uint8)
-            out.append(y[0].permute(1, 2, 0).numpy())
+        out = [restore_array(jpeg_roundtrip(patch, int(q), "4:2:0"), self.cleaner, level_value("jpeg", quality=int(q)))
+               for patch, q in zip(lr_u8, np.rint(lo + (hi - lo) * u ** d.jpeg_quality_power).astype(int))]
         m, hm = margin, margin * scale
         lr = np.stack(out)[:, m:lr_u8.shape[1] - m, m:lr_u8.shape[2] - m]
         return np.ascontiguousarray(lr), np.ascontiguousarray(hr_u8[:, hm:hr_u8.shape[1] - hm,
