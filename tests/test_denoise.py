@@ -259,6 +259,11 @@ def test_deepened_is_the_same_function_and_then_trains(arch: str) -> None:
     assert new.conv2.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         deepened(deep, 2)
+    # Deterministic: growing the same model twice gives the same tensors, whatever the
+    # global random state (a config chain's deepen step reproduces its file).
+    torch.manual_seed(123)
+    again = deepened(m, 3).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in deepened(m, 3).state_dict().items())
 
 
 def test_noise_level_mapping() -> None:
