@@ -181,18 +181,17 @@ def deepened(model: nn.Module, blocks: int) -> nn.Module:
     same arguments, every trained tensor is copied to its place (stages keep
     their blocks first), and each new :class:`ResBlock` gets its second
     convolution zeroed: an exact identity that still learns (its conv2 gets a
-    gradient at once). The result is deterministic (the random first convolutions
-    of new blocks come from a fixed seed). Growing a trained network this way adds capacity
-    without giving up what it learned (Net2Net's "deeper" operator).
+    gradient at once); their random first convolutions come from a fixed seed, so
+    growing the same model twice gives the same tensors. Growing a trained network
+    this way adds capacity without giving up what it learned (Net2Net's "deeper"
+    operator).
     """
     from .registry import create_model
     if "blocks" not in getattr(model, "arch_args", {}):
         raise ValueError(f"a {getattr(model, 'arch', type(model).__name__)} model has no 'blocks' argument")
     if blocks < int(model.arch_args["blocks"]):
         raise ValueError(f"cannot deepen {model.arch_args.get('blocks')} blocks to {blocks}")
-    # The new blocks' first convolutions are random: drawn from a fixed seed, so that
-    # growing the same file twice gives the same file (a config chain reproduces).
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # a config chain's deepen step reproduces its file
         torch.manual_seed(0)
         deep = create_model(model.arch, **dict(model.arch_args, blocks=blocks))
     loaded = deep.load_state_dict(model.state_dict(), strict=False)
