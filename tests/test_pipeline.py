@@ -210,7 +210,7 @@ def test_training_batches_with_degradations(tmp_path):
                              "model.args={'width': 8, 'blocks': 1}", "iterations=2", "val_every=0",
                              f"out_dir='{tmp_path / 'runs'}'", "progress=false"])
     t = Trainer(cfg)
-    lr, hr = t._batch(2)
+    lr, hr, _ = t._batch(2)
     assert lr.shape == (4, 1, 12, 12) and hr.shape == (4, 1, 24, 24)
     # The LR is no longer the clean shrink of the HR target.
     clean = torch.from_numpy(degrade_bicubic((hr[0, 0].numpy() * 255).round().astype(np.uint8), 2)).float() / 255

@@ -345,7 +345,7 @@ def test_cleaned_by_trains_on_what_the_restorer_leaves(tiny_data, tmp_path) -> N
         assert np.array_equal(got_lr[n], want[0].permute(1, 2, 0).numpy()[4:12, 4:12])
     assert not np.array_equal(got_lr[0], lr[0, 4:12, 4:12])
 
-    a, b = trainer._batch(2)
+    a, b, _ = trainer._batch(2)
     assert tuple(a.shape) == (4, 1, 8, 8) and tuple(b.shape) == (4, 1, 16, 16)
     net = trainer.model.eval()
     assert after_cleaning(net, trainer.cleaner, "", 2) is net

@@ -100,6 +100,16 @@ class OptimConfig:
     ema_warmup: bool = False
     # Learning-rate multiplier per parameter-name prefix ({body = 0.1}); 0 freezes them.
     lr_mult: dict[str, float] = field(default_factory=dict)
+    # With data.cleaned_by: 0 keeps the restorer fixed (it only makes the inputs); > 0
+    # trains it together with the upscaler at this multiple of the learning rate, the
+    # loss on the upscaled output reaching it through its 8-bit rounding (straight
+    # through), so the pair learns what the automatic route does as one network. The
+    # trained restorer is saved beside the upscaler (``*_cleaner.safetensors``).
+    cleaner_lr_mult: float = 0.0
+    # ... and the weight of an L1 term between the restorer's output and the clean LR
+    # patch, which keeps it a restorer of its own (and trains the colour a Y-only
+    # upscaler never sees).
+    cleaner_loss_weight: float = 0.0
 
 
 @dataclass

@@ -133,6 +133,11 @@ def _param_groups(model: nn.Module, lr_mult: dict[str, float]) -> list[dict[str,
     return [{"params": ps, "lr_mult": m} for m, ps in groups.items()]
 
 
+def _crop(a: np.ndarray, m: int) -> np.ndarray:
+    """A batch (B, H, W, C) without ``m`` pixels on each side (contiguous)."""
+    return np.ascontiguousarray(a[:, m:a.shape[1] - m, m:a.shape[2] - m])
+
+
 def _remove_dir(d: Path) -> None:
     for f in d.iterdir():
         f.unlink()
@@ -187,6 +192,9 @@ class Trainer:
         if self.world > 1:
             multi = self.model.spec.multi_scale
             self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=multi)
+        self.cleaner, self.cleaner_ema, self.cleaner_net = self._load_cleaner()
+        if self.joint:
+            groups.append({"params": list(self.cleaner.parameters()), "lr_mult": cfg.optim.cleaner_lr_mult})
         o = cfg.optim
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.optimizer]
         self.opt = opt_cls(groups, lr=o.lr, betas=tuple(o.betas),
@@ -198,17 +206,38 @@ class Trainer:
         self.time_frac = 0.0  # share of max_minutes used, as agreed by all ranks (optim.clock)
         self.history: list[dict[str, Any]] = []
         self._stop = False
-        self.cleaner = None
-        if cfg.data.cleaned_by:
-            if cfg.data.task != "sr" or cfg.data.continuous_scale:
-                raise ValueError("data.cleaned_by needs task = \"sr\" at fixed scales")
-            from ..infer.restore import load_restorer
-            self.cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by)).requires_grad_(False)
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
                                scales if cfg.data.task == "sr" and not cfg.data.continuous_scale else [1],
                                cfg.data.scale_aug, verbose=self.rank == 0)
         if resume:
             self._load_state(self.run_dir / "last")
+
+    @property
+    def joint(self) -> bool:
+        """Whether the JPEG restorer (data.cleaned_by) trains with the upscaler."""
+        return self.cleaner is not None and self.cfg.optim.cleaner_lr_mult > 0
+
+    def _load_cleaner(self) -> tuple[nn.Module | None, nn.Module | None, nn.Module | None]:
+        """(restorer, its EMA, what runs it in training) for data.cleaned_by; Nones without."""
+        cfg = self.cfg
+        if not cfg.data.cleaned_by:
+            if cfg.optim.cleaner_lr_mult:
+                raise ValueError("optim.cleaner_lr_mult needs data.cleaned_by")
+            return None, None, None
+        if cfg.data.task != "sr" or cfg.data.continuous_scale:
+            raise ValueError("data.cleaned_by needs task = \"sr\" at fixed scales")
+        from ..infer.restore import load_restorer
+        cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by))
+        if cfg.optim.cleaner_lr_mult <= 0:
+            return cleaner.requires_grad_(False), None, None
+        if not cleaner.spec.level_map:
+            raise ValueError("training the restorer (optim.cleaner_lr_mult) needs one with a level plane")
+        # Trained on colour patches: a gray companion would neither train nor be saved.
+        cleaner._modules.pop("gray_companion", None)
+        cleaner = cleaner.to(self.device, memory_format=torch.contiguous_format).train().requires_grad_(True)
+        ema = copy.deepcopy(cleaner).eval().requires_grad_(False) if cfg.optim.ema > 0 else None
+        net = nn.parallel.DistributedDataParallel(cleaner) if self.world > 1 else cleaner
+        return cleaner, ema, net
 
     # ----------------------------------------------------------------- state
     def _init_from(self, path: str) -> None:
@@ -232,6 +261,10 @@ class Trainer:
         save_model(self.model, tmp / "model.safetensors", extra=meta)
         if self.ema is not None:
             save_model(self.ema, tmp / "ema.safetensors", extra=meta)
+        if self.joint:
+            save_model(self.cleaner, tmp / "cleaner.safetensors", extra=meta)
+            if self.cleaner_ema is not None:
+                save_model(self.cleaner_ema, tmp / "cleaner_ema.safetensors", extra=meta)
         torch.save({"iteration": self.it, "optimizer": self.opt.state_dict(),
                     "rng": json.dumps(self.rng.bit_generator.state),
                     "torch_rng": torch.get_rng_state(), "best_psnr": self.best_psnr,
@@ -256,6 +289,10 @@ class Trainer:
         self.model.load_state_dict(load_file(str(last / "model.safetensors")))
         if self.ema is not None and (last / "ema.safetensors").exists():
             self.ema.load_state_dict(load_file(str(last / "ema.safetensors")))
+        if self.joint:
+            self.cleaner.load_state_dict(load_file(str(last / "cleaner.safetensors")))
+            if self.cleaner_ema is not None:
+                self.cleaner_ema.load_state_dict(load_file(str(last / "cleaner_ema.safetensors")))
         st = torch.load(last / "state.pt", weights_only=True)
         self.opt.load_state_dict(st["optimizer"])
         self.rng.bit_generator.state = json.loads(st["rng"])
@@ -277,8 +314,12 @@ class Trainer:
             f.write(json.dumps(rec) + "\n")
 
     # ------------------------------------------------------------------ data
-    def _batch(self, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's slice of the global batch: (LR input, HR target) tensors."""
+    def _batch(self, scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This rank's slice of the global batch: (input, HR target, LR target) tensors.
+
+        The input is the LR image, or, when the restorer trains too (:attr:`joint`), the
+        restorer's input (JPEG-compressed LR with margin and level plane); the LR target
+        (the clean LR patch, for ``optim.cleaner_loss_weight``) is None otherwise."""
         d = self.cfg.data
         if d.task == "sr":
             # Only this rank's patches are cut out (the same draws as the whole batch).
@@ -289,17 +330,20 @@ class Trainer:
                                             d.augment, d.patch_candidates, part=part)
             if d.degrade.enabled:
                 lr_u8 = self._degrade(hr_u8, scale)
+            if self.joint:
+                x, hr, lr_clean = self._jpeg_inputs(lr_u8, hr_u8, scale, margin, part)
+                return x.to(self.device), hr.to(self.device), lr_clean.to(self.device)
             if self.cleaner is not None:
                 lr_u8, hr_u8 = self._jpeg_cleaned(lr_u8, hr_u8, scale, margin, part)
             lr, hr = self._pair_tensors(lr_u8, hr_u8)
-            return lr.to(self.device), hr.to(self.device)
+            return lr.to(self.device), hr.to(self.device), None
         from ..data.degrade import degrade_batch
         _, hr_u8 = self.data.sample(self.rng, d.batch_size, d.patch_size, scale, d.augment,
                                     d.patch_candidates)
         hr = uint8_to_tensor(hr_u8)
         lr, hr = degrade_batch(hr, self.rng, d, self.channels,
                                level_map=self.model.spec.level_map)
-        return self._rank_slice(lr, hr)
+        return *self._rank_slice(lr, hr), None
 
     def _degrade(self, hr_u8: np.ndarray, scale: int) -> np.ndarray:
         """Realistic LR patches for this rank's HR patches (B, P, P, 3) uint8.
@@ -321,15 +365,40 @@ class Trainer:
         margin. Qualities are drawn for the global batch, so ranks stay in step."""
         from ..data.degrade import jpeg_roundtrip
         from ..infer.restore import level_value, restore_array
+        out = [restore_array(jpeg_roundtrip(patch, int(q), "4:2:0"), self.cleaner, level_value("jpeg", quality=int(q)))
+               for patch, q in zip(lr_u8, self._jpeg_qualities(part))]
+        return _crop(np.stack(out), margin), _crop(hr_u8, margin * scale)
+
+    def _jpeg_qualities(self, part: tuple[int, int]) -> np.ndarray:
+        """JPEG qualities for this rank's patches, drawn for the global batch (ranks stay in step)."""
         d = self.cfg.data
         lo, hi = (int(v) for v in d.jpeg_quality)
         u = self.rng.random(d.batch_size)[part[0]:part[1]]
-        out = [restore_array(jpeg_roundtrip(patch, int(q), "4:2:0"), self.cleaner, level_value("jpeg", quality=int(q)))
-               for patch, q in zip(lr_u8, np.rint(lo + (hi - lo) * u ** d.jpeg_quality_power).astype(int))]
-        m, hm = margin, margin * scale
-        lr = np.stack(out)[:, m:lr_u8.shape[1] - m, m:lr_u8.shape[2] - m]
-        return np.ascontiguousarray(lr), np.ascontiguousarray(hr_u8[:, hm:hr_u8.shape[1] - hm,
-                                                                     hm:hr_u8.shape[2] - hm])
+        return np.rint(lo + (hi - lo) * u ** d.jpeg_quality_power).astype(int)
+
+    def _jpeg_inputs(self, lr_u8: np.ndarray, hr_u8: np.ndarray, scale: int, margin: int,
+                     part: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For a restorer that trains (:attr:`joint`): its input, the LR patches (margin
+        included) JPEG-compressed at their quality with that quality's level plane; the HR
+        target (Y for a Y-only upscaler) and the clean LR (RGB), cropped by the margin."""
+        from ..data.degrade import jpeg_roundtrip
+        from ..infer.restore import level_value
+        qs = self._jpeg_qualities(part)
+        jpg = uint8_to_tensor(np.stack([jpeg_roundtrip(p, int(q), "4:2:0") for p, q in zip(lr_u8, qs)]))
+        levels = torch.tensor([level_value("jpeg", quality=int(q)) for q in qs], dtype=jpg.dtype)
+        x = torch.cat([jpg, levels.view(-1, 1, 1, 1).expand(-1, 1, *jpg.shape[-2:])], dim=1)
+        hr = uint8_to_tensor(_crop(hr_u8, margin * scale))
+        return x, (rgb_to_y(hr) if self.channels == 1 else hr), uint8_to_tensor(_crop(lr_u8, margin))
+
+    def _clean(self, x: torch.Tensor) -> torch.Tensor:
+        """The training restorer's output for :meth:`_jpeg_inputs`' input, cropped by the
+        margin and rounded to 8 bits as the route hands it on (the rounding passes the
+        gradient straight through)."""
+        m = self.cfg.data.cleaned_margin
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
+            y = model_forward(self.cleaner, x, 1, net=self.cleaner_net).float()
+        y = y[:, :, m:y.shape[2] - m, m:y.shape[3] - m].clamp(0, 1)
+        return y + (torch.round(y * 255) / 255 - y).detach()
 
     def _pair_tensors(self, lr_u8, hr_u8) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, h, w, 3) batches -> float (B, C, h, w) in [0, 1]; Y for Y-only models."""
@@ -357,8 +426,13 @@ class Trainer:
         lr, hr = self._rank_slice(*self._pair_tensors(lr_u8, hr_u8))
         return lr, hr, scale
 
-    def _forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        return model_forward(self.model, lr, scale, net=self._net)
+    def _forward(self, lr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the upscaled output, the restorer's output when it trains, else None)."""
+        if not self.joint:
+            return model_forward(self.model, lr, scale, net=self._net), None
+        cleaned = self._clean(lr)
+        inp = rgb_to_y(cleaned) if self.channels == 1 else cleaned
+        return model_forward(self.model, inp, scale, net=self._net), cleaned
 
     def _net(self, x: torch.Tensor, **kw: Any) -> torch.Tensor:
         # Only the network runs under autocast: model_forward's pre-upsampling stays float32.
@@ -369,6 +443,9 @@ class Trainer:
     def validate(self) -> dict[str, Any]:
         from ..evaluation import after_cleaning, evaluate_folder
         model = self.ema if self.ema is not None else self.model
+        cleaner = self.cleaner_ema if self.cleaner_ema is not None else self.cleaner
+        if cleaner is not None:
+            cleaner.eval()
         rec: dict[str, Any] = {"it": self.it, "kind": "val"}
         scores = []
         for s in (self.cfg.data.scales if self.cfg.data.task == "sr" else [1]):
@@ -381,11 +458,13 @@ class Trainer:
                     scores.append(r["psnr"])
                     continue
                 for spec in self.cfg.data.val_degrade:
-                    r = evaluate_folder(after_cleaning(net, self.cleaner, spec, s), resolve_data_path(d), s,
+                    r = evaluate_folder(after_cleaning(net, cleaner, spec, s), resolve_data_path(d), s,
                                         with_ssim=False, degrade=spec)
                     rec[f"{r['name']}_x{s}" + (f"_{spec}" if spec else "")] = round(r["psnr"], 4)
                     scores.append(r["psnr"])
         model.train()
+        if self.joint:
+            self.cleaner.train()
         rec["psnr"] = float(np.mean(scores))
         return rec
 
@@ -449,25 +528,31 @@ class Trainer:
         self.model.train()
         try:
             while self.it < stop_at:
+                lr_clean = None
                 if cfg.data.continuous_scale:
                     lr, hr, scale = self._batch_continuous()
                 else:
                     scale = scales[self.it % len(scales)]
-                    lr, hr = self._batch(scale)
+                    lr, hr, lr_clean = self._batch(scale)
                 for g in self.opt.param_groups:
                     g["lr"] = lr_at(self.it, cfg, self.time_frac) * g.get("lr_mult", 1.0)
-                pred = self._forward(lr, scale)
+                pred, cleaned = self._forward(lr, scale)
                 loss, err = _loss(cfg.optim.loss, pred, hr)
+                if cleaned is not None and cfg.optim.cleaner_loss_weight:
+                    loss = loss + cfg.optim.cleaner_loss_weight * F.l1_loss(cleaned, lr_clean)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+                    torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
+                                                   cfg.optim.grad_clip)
                 self.opt.step()
                 if self.ema is not None:
                     step = 1.0 - ema_decay(self.it, cfg.optim)
+                    pairs = [(self.ema, self.model)] + ([(self.cleaner_ema, self.cleaner)] if self.joint else [])
                     with torch.no_grad():
-                        for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                            pe.lerp_(pm, step)
+                        for ema, live in pairs:
+                            for pe, pm in zip(ema.parameters(), live.parameters()):
+                                pe.lerp_(pm, step)
                 self.it += 1
                 loss_v = float(err.detach())
                 if not math.isfinite(loss_v):
@@ -531,6 +616,9 @@ class Trainer:
             final = self.ema if self.ema is not None else self.model
             save_model(final, self.run_dir / "final.safetensors",
                        extra={"iteration": self.it, "run": cfg.name})
+            if self.joint:
+                save_model(self.cleaner_ema if self.cleaner_ema is not None else self.cleaner,
+                           self.run_dir / "final_cleaner.safetensors", extra={"iteration": self.it, "run": cfg.name})
             try:
                 from .plot import plot_history
                 plot_history(self.history, self.run_dir / "plot.png")
@@ -552,3 +640,7 @@ class Trainer:
             model = self.ema if self.ema is not None else self.model
             save_model(model, self.run_dir / "best.safetensors",
                        extra={"iteration": self.it, "val": rec, "run": self.cfg.name})
+            if self.joint:
+                save_model(self.cleaner_ema if self.cleaner_ema is not None else self.cleaner,
+                           self.run_dir / "best_cleaner.safetensors",
+                           extra={"iteration": self.it, "val": rec, "run": self.cfg.name})
