@@ -358,3 +358,50 @@ def test_cleaned_by_trains_on_what_the_restorer_leaves(tiny_data, tmp_path) -> N
     out = trainer.fit()
     vals = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"val"' in x]
     assert "val_x2_jpeg:60" in vals[-1] and "val_x2" in vals[-1]
+
+
+def _joint_config(data, out: Path, cleaner: Path, name: str, weight: float) -> TrainConfig:
+    return tiny_config(data, out, "ksr", [2], f"data.cleaned_by={str(cleaner)!r}", "data.cleaned_margin=4",
+                       "data.jpeg_quality=[30, 60]", "data.val_degrade=['jpeg:50']", "optim.ema=0.9",
+                       "optim.schedule='cosine'", "optim.grad_clip=0.5", "optim.cleaner_lr_mult=0.5",
+                       f"optim.cleaner_loss_weight={weight}", "iterations=6", "val_every=3", f"name={name!r}")
+
+
+def test_joint_cleaner_trains_through_the_upscaler_and_resumes(tiny_data, tmp_path) -> None:
+    """optim.cleaner_lr_mult > 0: the restorer's input is the JPEG LR with its level plane
+    and margin; the upscaler's loss alone moves the restorer (through the 8-bit rounding);
+    its weights, EMA and optimizer state resume bit-exactly, and it is saved beside the
+    upscaler as a loadable restorer."""
+    from kakudai.checkpoint import load_weights_file, save_model
+    from kakudai.infer.restore import level_value
+
+    torch.manual_seed(0)
+    cleaner = kakudai.create_model("unet", channels=3, widths=(4, 8), blocks=1, level_map=True)
+    path = save_model(cleaner, tmp_path / "cleaner.safetensors")
+    start = {k: v.clone() for k, v in cleaner.state_dict().items()}
+
+    t = Trainer(_joint_config(tiny_data, tmp_path, path, "shapes", 0.0))
+    x, hr, lr_clean = t._batch(2)
+    assert tuple(x.shape) == (4, 4, 16, 16) and tuple(hr.shape) == (4, 1, 16, 16)
+    assert tuple(lr_clean.shape) == (4, 3, 8, 8)
+    levels = {round(float(v), 6) for v in x[:, 3].flatten()}
+    assert levels <= {round(level_value("jpeg", quality=q), 6) for q in range(30, 61)} and len(levels) > 1
+    t.fit()
+    moved = max(float((t.cleaner.state_dict()[k] - start[k]).abs().max()) for k in start)
+    assert moved > 0  # only the upscaled output's loss reached it
+
+    full = Trainer(_joint_config(tiny_data, tmp_path, path, "full", 0.5)).fit()
+    first = Trainer(_joint_config(tiny_data, tmp_path, path, "paused", 0.5))
+    first.fit(steps=3)
+    Trainer(_joint_config(tiny_data, tmp_path, path, "paused", 0.5), resume=first.run_dir).fit()
+    for f in ("final.safetensors", "final_cleaner.safetensors", "last/cleaner_ema.safetensors"):
+        a, b = load_file(str(full / f)), load_file(str(first.run_dir / f))
+        assert all(torch.equal(a[k], b[k]) for k in a), f
+    assert _train_losses(full) == _train_losses(first.run_dir)
+    restorer = load_weights_file(full / "final_cleaner.safetensors")
+    assert restorer.spec.level_map and restorer.spec.channels == 3
+
+
+def test_cleaner_lr_mult_needs_a_cleaner(tiny_data, tmp_path) -> None:
+    with pytest.raises(ValueError, match="cleaned_by"):
+        Trainer(tiny_config(tiny_data, tmp_path, "ksr", [2], "optim.cleaner_lr_mult=1.0"))
