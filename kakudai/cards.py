@@ -347,6 +347,8 @@ STEP_PREFIX = "python scripts/"  # a lineage entry that is a command (model surg
 # A run's outputs (kakudai.train.trainer): the weights at its end, EMA when EMA is on, and
 # the raw weights of its resume point.
 RUN_OUTPUTS = ("final.safetensors", "last/model.safetensors")
+# ... and, of a run that trains its JPEG restorer too (optim.cleaner_lr_mult), the restorer.
+CLEANER_OUTPUTS = ("final_cleaner.safetensors", "last/cleaner.safetensors")
 # Resolved-config keys that say where or how fast a run went, not what it computed
 # (init_from is checked as the chain's link instead).
 MACHINE_KEYS = frozenset({"name", "out_dir", "threads", "progress", "init_from"})
@@ -360,7 +362,8 @@ def is_config(step: str) -> bool:
 def run_outputs(cfg) -> set[str]:
     """The files a run of TrainConfig ``cfg`` leaves, as paths relative to where it ran."""
     run = PurePosixPath(cfg.out_dir) / (cfg.name or "run")
-    return {str(run / out) for out in RUN_OUTPUTS}
+    outs = RUN_OUTPUTS + (CLEANER_OUTPUTS if cfg.data.cleaned_by and cfg.optim.cleaner_lr_mult > 0 else ())
+    return {str(run / out) for out in outs}
 
 
 def step_paths(command: str) -> tuple[str, str]:
@@ -389,7 +392,9 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
     chain: every config exists and loads; the first trains from scratch; each later
     config's ``init_from`` and each command's input is an output of the step before.
     The last config builds the card's architecture and arguments (and trains the card's
-    scale). Against the card's training record: the last config holds the values the last
+    scale). A restorer trained together with an upscaler ends its chain with that joint
+    run: there the link is the config's ``data.cleaned_by`` (the upscaler's own chain is
+    its ``init_from``, on the upscaler's card), and the architecture is the step before's. Against the card's training record: the last config holds the values the last
     run resolved (machine-only keys aside), the runs are the lineage's last configs, each
     within its config's iterations and time budget, and one that stopped short of both
     says so (``stopped``).
@@ -404,6 +409,7 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
         return [f"the lineage must start and end with a config: {lineage}"]
     configs = []
     outputs: set[str] = set()
+    joint = False  # the last step trains this restorer together with an upscaler
     for i, step in enumerate(lineage):
         if is_config(step):
             try:
@@ -411,10 +417,13 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 problems.append(f"{step}: {type(e).__name__}: {e}")
                 return problems
+            joint = (i == len(lineage) - 1 and str(card.get("task", "")).startswith("denoise")
+                     and bool(cfg.data.cleaned_by) and cfg.optim.cleaner_lr_mult > 0)
+            link, key = (cfg.data.cleaned_by, "data.cleaned_by") if joint else (cfg.init_from, "init_from")
             if i == 0 and cfg.init_from:
                 problems.append(f"{step}: the first step trains from scratch, but init_from = {cfg.init_from!r}")
-            elif i > 0 and cfg.init_from not in outputs:
-                problems.append(f"{step}: init_from = {cfg.init_from!r}, not an output of {lineage[i - 1]} "
+            elif i > 0 and link not in outputs:
+                problems.append(f"{step}: {key} = {link!r}, not an output of {lineage[i - 1]} "
                                 f"({', '.join(sorted(outputs))})")
             configs.append(cfg)
             outputs = run_outputs(cfg)
@@ -432,14 +441,16 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
                                 f"({', '.join(sorted(outputs)) or 'none'})")
             outputs = {out}
     last = configs[-1]
-    args = dict(last.model.args)
-    if last.data.task == "sr" and not last.data.continuous_scale:
-        args.setdefault("scale", last.data.scales[0] if len(last.data.scales) == 1 else list(last.data.scales))
-    model = create_model(last.model.name, **args)
+    built_by = configs[-2] if joint and len(configs) > 1 else last
+    args = dict(built_by.model.args)
+    if built_by.data.task == "sr" and not built_by.data.continuous_scale:
+        args.setdefault("scale", built_by.data.scales[0] if len(built_by.data.scales) == 1
+                        else list(built_by.data.scales))
+    model = create_model(built_by.model.name, **args)
     built = {k: v for k, v in model.arch_args.items() if k != "scale"}
     if (model.arch, built) != (card["arch"], {k: v for k, v in card["args"].items() if k != "scale"}):
         problems.append(f"{lineage[-1]} builds {model.arch} {built}, the file is {card['arch']} {card['args']}")
-    if card["scale"] is not None and card["scale"] not in last.data.scales:
+    if card["scale"] is not None and card["scale"] not in built_by.data.scales:
         problems.append(f"{lineage[-1]} trains scales {last.data.scales}, the file is x{card['scale']:g}")
     tr = card["training"]
     ran = _flat(tr.get("config") or {})
