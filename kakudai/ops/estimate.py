@@ -155,29 +155,38 @@ def jpeg_history(img: np.ndarray, max_quality: int = 95, threshold: float = 0.5)
 
     A decoded JPEG's 8x8 block DCT coefficients sit on multiples of the
     quantisation steps (up to the rounding of the decoded samples). For each IJG
-    quality from the lowest up, the mean of cos(2 pi c / step) over the low-frequency
-    coefficients larger than half a step is ~1 when the steps match (or divide the
-    real ones) and ~0 for an image that was never quantised; the first quality whose
-    score passes ``threshold`` is the answer. The grid is taken where
-    :func:`blockiness` puts it (a cropped JPEG keeps a shifted grid). Qualities above
-    ``max_quality`` (steps of 1-2) are not told apart from clean images.
+    quality the score is the mean of cos(2 pi c / step) over the low-frequency
+    coefficients larger than half a step: ~1 when the steps match (or divide the
+    real ones), ~0 for an image that was never quantised. The answer is the lowest
+    quality scoring within ``TIE`` of the best score, if that passes ``threshold``.
+    Taking the best rather than the first quality to pass matters on drawings: their
+    few unclipped blocks repeat the same edges, so a wrong lattice can pass by chance.
+    The grid at the image's origin (a JPEG saved as is) and the one where
+    :func:`blockiness` puts it (a cropped JPEG keeps a shifted grid) are both read, and
+    the better-scoring one answers. Qualities above ``max_quality`` (steps of 1-2) are not
+    told apart from clean images.
     """
     planes = _as_planes(img)
     y = _luma(img, planes) - 128.0
     # Samples clipped at black or white (common in drawings) are off the lattice: their
     # blocks are left out.
     clipped = ((planes <= 0.5) | (planes >= 254.5)).any(axis=0)
-    # The grid at the origin (a JPEG saved as is), else where the block steps peak.
     offsets = dict.fromkeys([(0, 0), (_grid_offset(y, 0), _grid_offset(y, 1))])
-    found = [q for oy, ox in offsets
-             if (q := _quantised_quality(y[oy:, ox:], max_quality, threshold, clipped[oy:, ox:]))]
-    return min(found) if found else None
+    found = [r for oy, ox in offsets
+             if (r := _quantised_quality(y[oy:, ox:], max_quality, threshold, clipped[oy:, ox:]))]
+    return max(found, key=lambda r: r[1])[0] if found else None
+
+
+# Scores this close to the best count as a tie, which the lowest quality takes: steps
+# that divide the real ones score as well as the real ones.
+TIE = 0.1
 
 
 def _quantised_quality(y: np.ndarray, max_quality: int, threshold: float,
-                       clipped: np.ndarray | None = None) -> int | None:
-    """:func:`jpeg_history` on the 8x8 grid that starts at ``y``'s origin, leaving out the
-    blocks that hold a ``clipped`` sample."""
+                       clipped: np.ndarray | None = None) -> tuple[int, float] | None:
+    """(quality, score) of :func:`jpeg_history` on the 8x8 grid that starts at ``y``'s
+    origin, leaving out the blocks that hold a ``clipped`` sample; None when no quality
+    passes ``threshold``."""
     h, w = y.shape[0] - y.shape[0] % 8, y.shape[1] - y.shape[1] % 8
     if h < 16 or w < 16:
         return None
@@ -187,6 +196,7 @@ def _quantised_quality(y: np.ndarray, max_quality: int, threshold: float,
         blocks = blocks[~bad]
     coef = np.einsum("ui,kij,vj->kuv", _DCT, blocks, _DCT)
     low = np.stack([coef[:, u, v] for u, v in _LOW], axis=1)  # (blocks, 9)
+    scores: dict[int, float] = {}
     for q in range(1, max_quality + 1):
         steps = np.array([ijg_table(q)[u, v] for u, v in _LOW])
         if steps.min() < 2:
@@ -194,10 +204,12 @@ def _quantised_quality(y: np.ndarray, max_quality: int, threshold: float,
         big = np.abs(low) > steps / 2.0
         if big.sum() < 50:  # too few non-zero coefficients to judge at these steps
             continue
-        score = float(np.cos(2.0 * np.pi * low / steps)[big].mean())
-        if score > threshold:
-            return q
-    return None
+        scores[q] = float(np.cos(2.0 * np.pi * low / steps)[big].mean())
+    if not scores or max(scores.values()) <= threshold:
+        return None
+    best = max(scores.values())
+    q = min(q for q, v in scores.items() if v >= best - TIE)
+    return q, scores[q]
 
 
 def _grid_offset(y: np.ndarray, axis: int, block: int = 8) -> int:
