@@ -114,6 +114,8 @@ def test_order_is_fixed_and_near_duplicates_thinned():
     order = art.select(names, seed=0)
     assert order == art.select(list(reversed(names)), seed=0)  # by name, not by position
     assert order[:30] == art.select(names, seed=0, limit=30)
+    held_out = art.select(names, seed=0, limit=20, skip=30)  # what a --limit 30 set never saw
+    assert held_out == order[30:50] and not set(held_out) & set(order[:30])
     assert art.select(names, seed=1) != order
     assert {n for n in order if n.startswith("d")} == {f"d{i}" for i in range(100)}
     stars = len(order) - 100

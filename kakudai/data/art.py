@@ -114,12 +114,14 @@ def _order_key(name: str, seed: int) -> str:
     return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
 
 
-def select(names: Sequence[str], seed: int, limit: int | None = None) -> list[str]:
+def select(names: Sequence[str], seed: int, limit: int | None = None, skip: int = 0) -> list[str]:
     """Drawing names in rendering order: fixed by name and seed, the near-duplicate
-    family thinned to 1 in ``NEAR_DUPLICATES_KEEP``, the first ``limit`` of them."""
+    family thinned to 1 in ``NEAR_DUPLICATES_KEEP``, the first ``limit`` of them after
+    the first ``skip`` (``skip`` = a training set's limit: drawings it never saw)."""
     keep = [n for n in names if not NEAR_DUPLICATES.fullmatch(n)
             or int(_order_key(n, seed), 16) % NEAR_DUPLICATES_KEEP == 0]
-    return sorted(keep, key=lambda n: _order_key(n, seed))[:limit]
+    order = sorted(keep, key=lambda n: _order_key(n, seed))[skip:]
+    return order[:limit]
 
 
 def _rng(name: str, seed: int) -> np.random.Generator:
@@ -195,13 +197,14 @@ def _render_one(rasteriser, svg: Path, size: int, min_side: int,
 
 
 def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, size: int = 1024,
-                seed: int = 0, limit: int | None = None, min_side: int = 192,
+                seed: int = 0, limit: int | None = None, min_side: int = 192, skip: int = 0,
                 source: dict[str, str] | None = None, progress: bool = False) -> dict[str, Any]:
     """Render SVG files to ``out_dir/<stem>.png`` (RGB, longer side ``size``); the manifest.
 
     Files sharing a name (the package files a drawing under several subjects) are
     rendered once. The drawings are taken in the order of :func:`select`;
-    ``limit`` takes the first drawings of that order. ``min_side``:
+    ``limit`` takes the first drawings of that order after the first ``skip`` (a
+    held-out set: ``skip`` = the training set's ``limit``). ``min_side``:
     thinner renders are skipped (a 48-pixel LR patch at x4 needs 192). ``source``
     (package, version, licence) goes into the manifest.
     Returns the manifest (also written to ``out_dir/manifest.json``: the folder's
@@ -215,6 +218,8 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
     settings = {"size": int(size), "seed": int(seed), "min_side": int(min_side),
                 "min_coverage": MIN_COVERAGE, "min_std": MIN_STD, "backgrounds": BACKGROUND_PROBS,
                 "near_duplicates": f"{NEAR_DUPLICATES.pattern}: 1 in {NEAR_DUPLICATES_KEEP}"}
+    if skip:
+        settings["skip"] = int(skip)
     manifest_path = out / MANIFEST
     old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     if old and old.get("settings") != settings:
@@ -225,7 +230,7 @@ def render_svgs(svgs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, s
     by_name: dict[str, Path] = {}
     for p in sorted(Path(s) for s in svgs):
         by_name.setdefault(p.stem, p)
-    names = select(list(by_name), seed, limit)
+    names = select(list(by_name), seed, limit, skip)
 
     manifest: dict[str, Any] = {
         "source": source or old.get("source", {}),
@@ -290,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Render Debian's openclipart-svg drawings to PNG training images.")
     ap.add_argument("--limit", type=int, default=None,
                     help="consider only the first N drawings (fixed order)")
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the first N drawings of the order: with N = a training "
+                         "set's --limit, a held-out set of drawings it never saw")
     ap.add_argument("--size", type=int, default=1024, help="longer side in pixels (default 1024)")
     ap.add_argument("--seed", type=int, default=0, help="order and backgrounds (default 0)")
     ap.add_argument("--min-side", type=int, default=192, help="skip thinner renders (default 192)")
@@ -300,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         svgs = openclipart_svgs()
         m = render_svgs(svgs, out, size=args.size, seed=args.seed, limit=args.limit,
-                        min_side=args.min_side, source=openclipart_source(), progress=True)
+                        min_side=args.min_side, skip=args.skip, source=openclipart_source(),
+                        progress=True)
     except (MissingDependency, ValueError) as e:
         print(f"kakudai.data.art: error: {e}", file=sys.stderr)
         return 2
