@@ -149,6 +149,10 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("unet-noise-fast", "unet", task="denoise-noise"),
     Shipped("rednet-noise", "rednet", task="denoise-noise"),
     Shipped("unet-jpeg", "unet", task="denoise-jpeg"),
+    # unet-jpeg trained on together with ksr-jpeg x2 through the route (restore, round,
+    # upscale, loss on the HR): it keeps what the upscaler can use. Automatic cleaning of
+    # photos uses it; `kakudai denoise` keeps unet-jpeg, the better restorer to view as is.
+    Shipped("unet-jpeg-up", "unet", task="denoise-jpeg"),
     Shipped("rednet-jpeg", "rednet", task="denoise-jpeg"),
     Shipped("unet-jpeg-art", "unet", task="denoise-jpeg"),  # for illustrations
 )
@@ -171,7 +175,7 @@ DEFAULT_RESTORERS = {"noise": "unet-noise", "jpeg": "unet-jpeg"}
 # better than one network trained on realistic LR for both jobs at this project's
 # training budget (docs/real-inputs.md); the fast U-Net keeps a 640x360 -> 1080p frame
 # near the flagship's own time.
-AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg"}
+AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-up"}
 
 
 # The same for drawings (``style="illustration"``), where shipped; else AUTO_RESTORERS.

@@ -121,7 +121,8 @@ def test_drawings_are_cleaned_with_the_restorer_for_drawings(art_zoo, monkeypatc
     drawings (cleaned again from the original when first read as a photo)."""
     monkeypatch.setitem(zoo.ZOO, "unet-jpeg-art", zoo.Shipped("unet-jpeg-art", "unet", task="denoise-jpeg"))
     nets = {}
-    for name in ("unet-jpeg", "unet-jpeg-art"):
+    photo_jpeg = zoo.AUTO_RESTORERS["jpeg"]
+    for name in (photo_jpeg, "unet-jpeg-art"):
         nets[name] = kakudai.create_model("unet", scale=1, channels=3, widths=(4, 8, 8), blocks=1, level_map=True)
         with torch.no_grad():  # an identity (the residual is zero): the drawing stays a drawing
             nets[name].tail.weight.zero_()
@@ -138,6 +139,6 @@ def test_drawings_are_cleaned_with_the_restorer_for_drawings(art_zoo, monkeypatc
     fixed = Upscaler("default", tile=None, denoise=1, style="auto")
     fixed.on_array(drawing, 2)
     assert fixed.last_style == "illustration" and used(fixed._restorers[(1, "illustration")]) == "unet-jpeg-art"
-    assert used(fixed._restorers[(1, "photo")]) == "unet-jpeg"  # the first, photo-way pass
+    assert used(fixed._restorers[(1, "photo")]) == photo_jpeg  # the first, photo-way pass
     art = Upscaler("art", tile=None, denoise=1)  # the illustration model named: its restorer from the start
     assert list(art._restorers) == [(1, "illustration")]
