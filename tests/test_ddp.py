@@ -50,9 +50,9 @@ def record_batches(trainer) -> list[list[float]]:
     batch = trainer._batch
 
     def wrapped(scale: int):
-        lr, hr = batch(scale)
+        lr, hr, lr_target = batch(scale)
         seen.append([float(v) for v in hr.double().sum(dim=(1, 2, 3))])
-        return lr, hr
+        return lr, hr, lr_target
 
     trainer._batch = wrapped
     return seen

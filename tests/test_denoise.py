@@ -354,7 +354,7 @@ def one_jpeg(tmp_path: Path) -> Path:
     (["denoise", "{img}", "-o", "{out}", "--noise-level", "1"], zoo.DEFAULT_RESTORERS["jpeg"]),
     (["denoise", "{img}", "-o", "{out}", "--sigma", "25"], zoo.DEFAULT_RESTORERS["noise"]),
     (["denoise", "{img}", "-o", "{out}", "--jpeg"], zoo.DEFAULT_RESTORERS["jpeg"]),
-    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], zoo.DEFAULT_RESTORERS["jpeg"]),
+    (["upscale", "{img}", "-o", "{out}", "--denoise", "2", "--model", "bicubic"], zoo.AUTO_RESTORERS["jpeg"]),
     (["eval", "--task", "denoise", "--sigma", "25", "{dir}"], zoo.DEFAULT_RESTORERS["noise"]),
     (["eval", "--task", "jpeg", "--quality", "10", "{dir}"], zoo.DEFAULT_RESTORERS["jpeg"]),
 ])
@@ -389,14 +389,19 @@ def test_cli_denoise_writes_png_for_jpeg_and_keeps_modes(one_jpeg, tmp_path, cap
 
 
 def test_upscale_with_denoise_goes_through_the_api(no_weights: Path) -> None:
+    """Upscaling with a cleanup level cleans with the route's JPEG restorer
+    (AUTO_RESTORERS), then upscales: the same as doing both by hand."""
     m = _tiny_rednet(level_map=True)
-    ckpt.save_model(m, no_weights / f"{zoo.DEFAULT_RESTORERS['jpeg']}.safetensors")
-    assert zoo.ZOO["unet-jpeg"].path().exists()
+    route = zoo.AUTO_RESTORERS["jpeg"]
+    for name in {route, zoo.DEFAULT_RESTORERS["jpeg"]}:
+        ckpt.save_model(m, no_weights / f"{name}.safetensors")
+    assert zoo.ZOO[route].path().exists()
     img = _texture(np.random.default_rng(2), 20, 24)
     plain = kakudai.upscale(img, 2, model="bicubic")
     cleaned = kakudai.upscale(img, 2, model="bicubic", denoise=1)
     assert cleaned.shape == plain.shape == (40, 48, 3) and not np.array_equal(cleaned, plain)
-    by_hand = kakudai.upscale(kakudai.denoise(img, noise_level=1), 2, model="bicubic")
+    by_hand = kakudai.upscale(kakudai.denoise(img, noise_level=1, model=zoo.ZOO[route].path()), 2,
+                              model="bicubic")
     assert np.array_equal(cleaned, by_hand)
     pil = kakudai.denoise(Image.fromarray(img).convert("RGBA"), noise_level=0)
     assert pil.mode == "RGBA" and pil.size == (24, 20)
