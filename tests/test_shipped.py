@@ -100,6 +100,19 @@ def test_lineage_check_finds_a_broken_link():
     assert lineage_problems({**card, "lineage": card["lineage"][1:]}, REPO)  # starts with a command
 
 
+def test_lineage_of_a_restorer_trained_with_an_upscaler():
+    """A restorer whose last step trained it together with an upscaler links through that
+    config's data.cleaned_by (not its init_from, the upscaler's) and is built by the step
+    before; dropping the restorer's own step breaks the link."""
+    card = _card("unet-jpeg-up")
+    assert card["lineage"][-1] == "configs/ksr_jpeg_x2_joint.toml"
+    assert lineage_problems(card, REPO) == []
+    problems = lineage_problems({**card, "lineage": ["configs/ksr.toml", card["lineage"][-1]]}, REPO)
+    assert any("data.cleaned_by = 'runs/unet-jpeg/final.safetensors', not an output" in p
+               for p in problems), problems
+    assert any("builds ksr" in p for p in problems), problems  # ksr.toml is no restorer
+
+
 def test_lineage_check_finds_the_wrong_architecture_and_an_unmarked_early_stop():
     card = _card("unet-noise")
     problems = lineage_problems({**card, "args": {**card["args"], "blocks": 2}}, REPO)
