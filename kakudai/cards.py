@@ -394,8 +394,9 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
     The last config builds the card's architecture and arguments (and trains the card's
     scale). A restorer trained together with an upscaler ends its chain with that joint
     run: there the link is the config's ``data.cleaned_by`` (the upscaler's own chain is
-    its ``init_from``, on the upscaler's card), and the architecture is the step before's. Against the card's training record: the last config holds the values the last
-    run resolved (machine-only keys aside), the runs are the lineage's last configs, each
+    its ``init_from``, on the upscaler's card), and the architecture is the step before's.
+    Against the card's training record: the last config holds the values the last run
+    resolved (machine-only keys aside), the runs are the lineage's last configs, each
     within its config's iterations and time budget, and one that stopped short of both
     says so (``stopped``).
     """
