@@ -392,9 +392,10 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
     chain: every config exists and loads; the first trains from scratch; each later
     config's ``init_from`` and each command's input is an output of the step before.
     The last config builds the card's architecture and arguments (and trains the card's
-    scale). A restorer trained together with an upscaler ends its chain with that joint
-    run: there the link is the config's ``data.cleaned_by`` (the upscaler's own chain is
-    its ``init_from``, on the upscaler's card), and the architecture is the step before's.
+    scale). A restorer trained together with an upscaler has those joint runs in its
+    chain: there the link is the config's ``data.cleaned_by`` (the upscaler's own chain is
+    its ``init_from``, on the upscaler's card), and the architecture is that of the last
+    config that is not such a run.
     Against the card's training record: the last config holds the values the last run
     resolved (machine-only keys aside), the runs are the lineage's last configs, each
     within its config's iterations and time budget, and one that stopped short of both
@@ -410,7 +411,8 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
         return [f"the lineage must start and end with a config: {lineage}"]
     configs = []
     outputs: set[str] = set()
-    joint = False  # the last step trains this restorer together with an upscaler
+    restorer = str(card.get("task", "")).startswith("denoise")
+    built_by = None  # the config that builds the card's network
     for i, step in enumerate(lineage):
         if is_config(step):
             try:
@@ -418,8 +420,10 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 problems.append(f"{step}: {type(e).__name__}: {e}")
                 return problems
-            joint = (i == len(lineage) - 1 and str(card.get("task", "")).startswith("denoise")
-                     and bool(cfg.data.cleaned_by) and cfg.optim.cleaner_lr_mult > 0)
+            # A run that trains this restorer together with an upscaler.
+            joint = restorer and bool(cfg.data.cleaned_by) and cfg.optim.cleaner_lr_mult > 0
+            if not joint:
+                built_by = cfg
             link, key = (cfg.data.cleaned_by, "data.cleaned_by") if joint else (cfg.init_from, "init_from")
             if i == 0 and cfg.init_from:
                 problems.append(f"{step}: the first step trains from scratch, but init_from = {cfg.init_from!r}")
@@ -442,7 +446,7 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
                                 f"({', '.join(sorted(outputs)) or 'none'})")
             outputs = {out}
     last = configs[-1]
-    built_by = configs[-2] if joint and len(configs) > 1 else last
+    built_by = built_by or last
     args = dict(built_by.model.args)
     if built_by.data.task == "sr" and not built_by.data.continuous_scale:
         args.setdefault("scale", built_by.data.scales[0] if len(built_by.data.scales) == 1
