@@ -362,7 +362,7 @@ def is_config(step: str) -> bool:
 def run_outputs(cfg) -> set[str]:
     """The files a run of TrainConfig ``cfg`` leaves, as paths relative to where it ran."""
     run = PurePosixPath(cfg.out_dir) / (cfg.name or "run")
-    outs = RUN_OUTPUTS + (CLEANER_OUTPUTS if cfg.data.cleaned_by and cfg.optim.cleaner_lr_mult > 0 else ())
+    outs = RUN_OUTPUTS + (CLEANER_OUTPUTS if cfg.trains_cleaner else ())
     return {str(run / out) for out in outs}
 
 
@@ -421,7 +421,7 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
                 problems.append(f"{step}: {type(e).__name__}: {e}")
                 return problems
             # A run that trains this restorer together with an upscaler.
-            joint = restorer and bool(cfg.data.cleaned_by) and cfg.optim.cleaner_lr_mult > 0
+            joint = restorer and cfg.trains_cleaner
             if not joint:
                 built_by = cfg
             link, key = (cfg.data.cleaned_by, "data.cleaned_by") if joint else (cfg.init_from, "init_from")

@@ -129,6 +129,11 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time, resumes included; 0 = no limit
     progress: bool = True
 
+    @property
+    def trains_cleaner(self) -> bool:
+        """Whether the run trains its JPEG restorer (data.cleaned_by) with the upscaler."""
+        return bool(self.data.cleaned_by) and self.optim.cleaner_lr_mult > 0
+
 
 def _from_dict(cls, data: dict[str, Any]):
     names = {f.name: f for f in dataclasses.fields(cls)}

@@ -26,7 +26,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -215,7 +215,12 @@ class Trainer:
     @property
     def joint(self) -> bool:
         """Whether the JPEG restorer (data.cleaned_by) trains with the upscaler."""
-        return self.cleaner is not None and self.cfg.optim.cleaner_lr_mult > 0
+        return self.cfg.trains_cleaner
+
+    @property
+    def cleaner_kept(self) -> nn.Module | None:
+        """The restorer as validated and saved: its EMA when the run keeps one."""
+        return self.cleaner_ema if self.cleaner_ema is not None else self.cleaner
 
     def _load_cleaner(self) -> tuple[nn.Module | None, nn.Module | None, nn.Module | None]:
         """(restorer, its EMA, what runs it in training) for data.cleaned_by; Nones without."""
@@ -228,7 +233,7 @@ class Trainer:
             raise ValueError("data.cleaned_by needs task = \"sr\" at fixed scales")
         from ..infer.restore import load_restorer
         cleaner = load_restorer("jpeg", resolve_data_path(cfg.data.cleaned_by))
-        if cfg.optim.cleaner_lr_mult <= 0:
+        if not cfg.trains_cleaner:
             return cleaner.requires_grad_(False), None, None
         if not cleaner.spec.level_map:
             raise ValueError("training the restorer (optim.cleaner_lr_mult) needs one with a level plane")
@@ -395,8 +400,7 @@ class Trainer:
         margin and rounded to 8 bits as the route hands it on (the rounding passes the
         gradient straight through)."""
         m = self.cfg.data.cleaned_margin
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
-            y = model_forward(self.cleaner, x, 1, net=self.cleaner_net).float()
+        y = model_forward(self.cleaner, x, 1, net=self._in_amp(self.cleaner_net))
         y = y[:, :, m:y.shape[2] - m, m:y.shape[3] - m].clamp(0, 1)
         return y + (torch.round(y * 255) / 255 - y).detach()
 
@@ -428,22 +432,26 @@ class Trainer:
 
     def _forward(self, lr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(the upscaled output, the restorer's output when it trains, else None)."""
+        net = self._in_amp(self.net)
         if not self.joint:
-            return model_forward(self.model, lr, scale, net=self._net), None
+            return model_forward(self.model, lr, scale, net=net), None
         cleaned = self._clean(lr)
         inp = rgb_to_y(cleaned) if self.channels == 1 else cleaned
-        return model_forward(self.model, inp, scale, net=self._net), cleaned
+        return model_forward(self.model, inp, scale, net=net), cleaned
 
-    def _net(self, x: torch.Tensor, **kw: Any) -> torch.Tensor:
-        # Only the network runs under autocast: model_forward's pre-upsampling stays float32.
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
-            return self.net(x, **kw).float()
+    def _in_amp(self, net: nn.Module) -> Callable[..., torch.Tensor]:
+        """``net`` run under the run's autocast (optim.amp), float32 out. Only the network
+        runs under it: model_forward's pre-upsampling stays float32."""
+        def run(x: torch.Tensor, **kw: Any) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.optim.amp == "bf16"):
+                return net(x, **kw).float()
+        return run
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
         from ..evaluation import after_cleaning, evaluate_folder
         model = self.ema if self.ema is not None else self.model
-        cleaner = self.cleaner_ema if self.cleaner_ema is not None else self.cleaner
+        cleaner = self.cleaner_kept
         if cleaner is not None:
             cleaner.eval()
         rec: dict[str, Any] = {"it": self.it, "kind": "val"}
@@ -617,8 +625,8 @@ class Trainer:
             save_model(final, self.run_dir / "final.safetensors",
                        extra={"iteration": self.it, "run": cfg.name})
             if self.joint:
-                save_model(self.cleaner_ema if self.cleaner_ema is not None else self.cleaner,
-                           self.run_dir / "final_cleaner.safetensors", extra={"iteration": self.it, "run": cfg.name})
+                save_model(self.cleaner_kept, self.run_dir / "final_cleaner.safetensors",
+                           extra={"iteration": self.it, "run": cfg.name})
             try:
                 from .plot import plot_history
                 plot_history(self.history, self.run_dir / "plot.png")
@@ -641,6 +649,5 @@ class Trainer:
             save_model(model, self.run_dir / "best.safetensors",
                        extra={"iteration": self.it, "val": rec, "run": self.cfg.name})
             if self.joint:
-                save_model(self.cleaner_ema if self.cleaner_ema is not None else self.cleaner,
-                           self.run_dir / "best_cleaner.safetensors",
+                save_model(self.cleaner_kept, self.run_dir / "best_cleaner.safetensors",
                            extra={"iteration": self.it, "val": rec, "run": self.cfg.name})
