@@ -40,7 +40,8 @@ declaration says what to write. ``WEIGHTS`` is the trained ``.safetensors`` file
 
 ``--run-dir`` (repeat, oldest first) names the training runs behind the weights;
 their ``log.jsonl`` and ``config.json`` give iterations, hours and the resolved
-config. ``--lineage`` lists the steps that reproduce the file, in order: committed
+config. ``--runs-from CARD`` puts the runs an earlier card recorded before them (weights
+trained on from a shipped file whose run directories are not on this machine). ``--lineage`` lists the steps that reproduce the file, in order: committed
 configs and, between them, model surgery commands (``python scripts/deepen.py SRC OUT
 ...``); each later config starts from the step before through ``init_from``
 (:func:`kakudai.cards.lineage_problems` checks the chain; tests/test_shipped.py runs it).
@@ -133,17 +134,30 @@ def run_facts(run_dir: Path) -> dict[str, Any]:
     return facts
 
 
-def training_summary(run_dirs: list[Path], threads: int = 1) -> dict[str, Any]:
+def training_summary(run_dirs: list[Path], threads: int = 1,
+                     earlier: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The card's ``training``: iterations and hours over the runs (oldest first), each
     run's facts, and the last run's resolved config. CPU-hours are measured where every
-    run logged CPU time, else wall time x ``threads``."""
-    runs = [run_facts(Path(r)) for r in run_dirs]
+    run logged CPU time, else wall time x ``threads``. ``earlier``: facts of runs before
+    ``run_dirs`` as an earlier card recorded them (their directories need not exist)."""
+    runs = list(earlier or []) + [run_facts(Path(r)) for r in run_dirs]
     wall = sum(r.get("wall_hours", 0.0) for r in runs)
     measured = bool(runs) and all("cpu_hours" in r for r in runs)
     cpu = sum(r["cpu_hours"] for r in runs) if measured else wall * threads
     return {"iterations": sum(r.get("iterations", 0) for r in runs), "wall_hours": round(wall, 3),
             "cpu_hours": round(cpu, 3), "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
             "config": runs[-1].get("config", {}) if runs else {}}
+
+
+def runs_of_card(card_path: str | Path) -> list[dict[str, Any]]:
+    """The training runs a shipped card records (oldest first): what ``--runs-from`` carries
+    into the card of weights trained on from that file, when the earlier run directories
+    are on another machine."""
+    card = json.loads(Path(card_path).read_text())
+    runs = card.get("training", {}).get("runs")
+    if not runs:
+        raise ValueError(f"{card_path}: the card records no training runs")
+    return runs
 
 
 # ----------------------------------------------------------------------------- timing
@@ -268,7 +282,8 @@ def _restore_rows(name: str, kind: str, gray: bool, sets: list[str] | None) -> t
 def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path] | None = None,
          summary: str = "", sets: list[str] | None = None, scales: list[float] | None = None,
          reference: str | None = None, bench_dir: str | Path = DEFAULT_BENCH,
-         out_dir: str | Path | None = None, threads: int = 1, speed: str = "measure") -> list[Path]:
+         out_dir: str | Path | None = None, threads: int = 1, speed: str = "measure",
+         runs_from: str | Path | None = None) -> list[Path]:
     """Write the files and cards of zoo entry ``name`` from trained ``weights``; returns the
     card paths. ``speed``: ``measure``, ``keep`` (the replaced card's rows) or ``none``.
     Arguments as the command line's (see the module docstring)."""
@@ -284,7 +299,7 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
     src = load_weights_file(weights)
     if src.arch != e.arch:
         raise ValueError(f"{weights}: architecture {src.arch!r}, but {name} is declared as {e.arch!r}")
-    training = training_summary(list(run_dirs or []), threads)
+    training = training_summary(list(run_dirs or []), threads, runs_of_card(runs_from) if runs_from else None)
     base = {"format": FORMAT, "name": name, "task": e.task, "summary": summary, "lineage": list(lineage),
             "criteria": [], "training": training}
     written = []
@@ -391,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                          "the weights, in order")
     ap.add_argument("--run-dir", type=Path, action="append", default=[],
                     help="a training run behind the weights (repeat, oldest first)")
+    ap.add_argument("--runs-from", type=Path, default=None, metavar="CARD",
+                    help="the card (.json) of the weights these runs continued; its runs come first")
     ap.add_argument("--summary", default="", help="what the model is and how it was made (the card's text)")
     ap.add_argument("--sets", nargs="+", default=None, help="benchmark folders to measure on (default per task)")
     ap.add_argument("--scales", type=float, nargs="+", default=None,
@@ -407,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ship(args.name, args.weights, args.lineage, args.run_dir, summary=args.summary, sets=args.sets,
              scales=args.scales, reference=args.reference, bench_dir=args.bench_dir, out_dir=args.out_dir,
-             threads=args.threads, speed="keep" if args.keep_speed else "none" if args.no_speed else "measure")
+             threads=args.threads, speed="keep" if args.keep_speed else "none" if args.no_speed else "measure",
+             runs_from=args.runs_from)
     except (ValueError, OSError, zoo.WeightsError) as e:
         print(f"kakudai.ship: error: {e}", file=sys.stderr)
         return 1

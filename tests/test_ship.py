@@ -105,6 +105,30 @@ def test_ship_a_restorer(name, channels, bench, weights_dir, tmp_path):
     assert zoo.load_model(name, task=card["task"]).arch == "unet"
 
 
+def test_ship_carries_the_runs_of_the_card_it_continues(bench, weights_dir, tmp_path):
+    """Weights trained on from a shipped file whose run directories are gone: --runs-from
+    puts the runs that card recorded first, and the hours add up."""
+    torch.manual_seed(3)
+    w = save_model(kakudai.create_model("unet", channels=3, widths=(4, 8, 8), blocks=1, level_map=True),
+                   tmp_path / "r.safetensors")
+    run = tmp_path / "runs" / "second"
+    run.mkdir(parents=True)
+    (run / "log.jsonl").write_text('{"kind": "train", "it": 50, "elapsed_s": 360.0, "cpu_s": 180.0, '
+                                   '"patches_per_s": 20.0}\n')
+    (first,) = ship("unet-jpeg", w, ["configs/unet_jpeg.toml"], bench_dir=bench, out_dir=weights_dir,
+                    speed="none", run_dirs=[run])
+    card = read_card(first)
+    card["training"]["runs"][0]["name"] = "first"
+    (tmp_path / "earlier.json").write_text(__import__("json").dumps(card))
+    (again,) = ship("unet-jpeg", w, ["configs/unet_jpeg.toml"], bench_dir=bench, out_dir=weights_dir,
+                    speed="none", run_dirs=[run], runs_from=tmp_path / "earlier.json")
+    training = read_card(again)["training"]
+    assert [r["name"] for r in training["runs"]] == ["first", "second"]
+    assert training["iterations"] == 100 and training["cpu_hours"] == pytest.approx(0.1)
+    assert main(["unet-jpeg", str(w), "--lineage", "configs/unet_jpeg.toml", "--no-speed", "--bench-dir",
+                 str(bench), "--out-dir", str(weights_dir), "--runs-from", str(tmp_path / "none.json")]) == 1
+
+
 def test_ship_refuses_what_the_zoo_does_not_declare(bench, weights_dir, tmp_path, capsys):
     w = save_model(kakudai.create_model("espcn", scale=3), tmp_path / "e.safetensors")
     assert main(["no-such-name", str(w), "--lineage", "configs/espcn_x3.toml", "--out-dir", str(weights_dir)]) == 1
