@@ -41,7 +41,8 @@ declaration says what to write. ``WEIGHTS`` is the trained ``.safetensors`` file
 ``--run-dir`` (repeat, oldest first) names the training runs behind the weights;
 their ``log.jsonl`` and ``config.json`` give iterations, hours and the resolved
 config. ``--runs-from CARD`` puts the runs an earlier card recorded before them (weights
-trained on from a shipped file whose run directories are not on this machine). ``--lineage`` lists the steps that reproduce the file, in order: committed
+trained on from a shipped file whose run directories are not on this machine).
+``--lineage`` lists the steps that reproduce the file, in order: committed
 configs and, between them, model surgery commands (``python scripts/deepen.py SRC OUT
 ...``); each later config starts from the step before through ``init_from``
 (:func:`kakudai.cards.lineage_problems` checks the chain; tests/test_shipped.py runs it).
