@@ -374,6 +374,19 @@ def step_paths(command: str) -> tuple[str, str]:
     return words[2], words[3]
 
 
+def step_arch_changes(command: str) -> dict[str, Any]:
+    """The architecture arguments a surgery command changes (scripts/deepen.py's
+    ``--blocks N`` and ``--gray``), for a network no later config rebuilds."""
+    words = shlex.split(command)
+    changes: dict[str, Any] = {}
+    for i, w in enumerate(words):
+        if w == "--blocks" and i + 1 < len(words):
+            changes["blocks"] = int(words[i + 1])
+        elif w == "--gray":
+            changes["channels"] = 1
+    return changes
+
+
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config sections as dotted keys; a model's ``args`` and other maps stay whole."""
     out: dict[str, Any] = {}
@@ -395,7 +408,8 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
     scale). A restorer trained together with an upscaler has those joint runs in its
     chain: there the link is the config's ``data.cleaned_by`` (the upscaler's own chain is
     its ``init_from``, on the upscaler's card), and the architecture is that of the last
-    config that is not such a run.
+    config that is not such a run, as surgery commands after it changed it (a restorer
+    grown between joint runs).
     Against the card's training record: the last config holds the values the last run
     resolved (machine-only keys aside), the runs are the lineage's last configs, each
     within its config's iterations and time budget, and one that stopped short of both
@@ -413,6 +427,7 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
     outputs: set[str] = set()
     restorer = str(card.get("task", "")).startswith("denoise")
     built_by = None  # the config that builds the card's network
+    surgery: dict[str, Any] = {}  # what commands after it changed in that network
     for i, step in enumerate(lineage):
         if is_config(step):
             try:
@@ -423,7 +438,7 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
             # A run that trains this restorer together with an upscaler.
             joint = restorer and cfg.trains_cleaner
             if not joint:
-                built_by = cfg
+                built_by, surgery = cfg, {}
             link, key = (cfg.data.cleaned_by, "data.cleaned_by") if joint else (cfg.init_from, "init_from")
             if i == 0 and cfg.init_from:
                 problems.append(f"{step}: the first step trains from scratch, but init_from = {cfg.init_from!r}")
@@ -445,9 +460,10 @@ def lineage_problems(card: dict[str, Any], root: str | os.PathLike) -> list[str]
                 problems.append(f"{step}: its input {src} is not an output of the step before "
                                 f"({', '.join(sorted(outputs)) or 'none'})")
             outputs = {out}
+            surgery.update(step_arch_changes(step))
     last = configs[-1]
     built_by = built_by or last
-    args = dict(built_by.model.args)
+    args = {**built_by.model.args, **surgery}
     if built_by.data.task == "sr" and not built_by.data.continuous_scale:
         args.setdefault("scale", built_by.data.scales[0] if len(built_by.data.scales) == 1
                         else list(built_by.data.scales))

@@ -153,11 +153,14 @@ def training_summary(run_dirs: list[Path], threads: int = 1,
 def runs_of_card(card_path: str | Path) -> list[dict[str, Any]]:
     """The training runs a shipped card records (oldest first): what ``--runs-from`` carries
     into the card of weights trained on from that file, when the earlier run directories
-    are on another machine."""
+    are on another machine. The last carries the card's resolved config, which stays the
+    new card's when no later run is given (the same weights re-measured)."""
     card = json.loads(Path(card_path).read_text())
-    runs = card.get("training", {}).get("runs")
+    training = card.get("training", {})
+    runs = [dict(r) for r in training.get("runs") or []]
     if not runs:
         raise ValueError(f"{card_path}: the card records no training runs")
+    runs[-1]["config"] = training.get("config", {})
     return runs
 
 

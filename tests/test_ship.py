@@ -115,6 +115,7 @@ def test_ship_carries_the_runs_of_the_card_it_continues(bench, weights_dir, tmp_
     run.mkdir(parents=True)
     (run / "log.jsonl").write_text('{"kind": "train", "it": 50, "elapsed_s": 360.0, "cpu_s": 180.0, '
                                    '"patches_per_s": 20.0}\n')
+    (run / "config.json").write_text('{"name": "second", "seed": 7}')
     (first,) = ship("unet-jpeg", w, ["configs/unet_jpeg.toml"], bench_dir=bench, out_dir=weights_dir,
                     speed="none", run_dirs=[run])
     card = read_card(first)
@@ -125,6 +126,11 @@ def test_ship_carries_the_runs_of_the_card_it_continues(bench, weights_dir, tmp_
     training = read_card(again)["training"]
     assert [r["name"] for r in training["runs"]] == ["first", "second"]
     assert training["iterations"] == 100 and training["cpu_hours"] == pytest.approx(0.1)
+    # the same weights re-measured (no new run): runs, hours and config stay the card's
+    (same,) = ship("unet-jpeg", w, ["configs/unet_jpeg.toml"], bench_dir=bench, out_dir=weights_dir,
+                   speed="none", runs_from=again.with_suffix(".json"))
+    kept = read_card(same)["training"]
+    assert kept["runs"] == training["runs"] and kept["config"] == {"name": "second", "seed": 7}
     assert main(["unet-jpeg", str(w), "--lineage", "configs/unet_jpeg.toml", "--no-speed", "--bench-dir",
                  str(bench), "--out-dir", str(weights_dir), "--runs-from", str(tmp_path / "none.json")]) == 1
 

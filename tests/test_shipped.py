@@ -103,11 +103,15 @@ def test_lineage_check_finds_a_broken_link():
 def test_lineage_of_a_restorer_trained_with_an_upscaler():
     """A restorer whose last step trained it together with an upscaler links through that
     config's data.cleaned_by (not its init_from, the upscaler's) and is built by the step
-    before; dropping the restorer's own step breaks the link."""
+    before, as grown by a surgery command between joint runs; dropping the restorer's own
+    step breaks the link, and dropping the growth leaves the wrong architecture."""
     card = _card("unet-jpeg-up")
-    assert card["lineage"][-1] == "configs/ksr_jpeg_x2_joint.toml"
+    assert card["lineage"][-1] == "configs/ksr_jpeg_x2_deep.toml"
     assert lineage_problems(card, REPO) == []
-    problems = lineage_problems({**card, "lineage": ["configs/ksr.toml", card["lineage"][-1]]}, REPO)
+    grow = next(i for i, s in enumerate(card["lineage"]) if "--blocks" in s)
+    problems = lineage_problems({**card, "lineage": card["lineage"][:grow]}, REPO)
+    assert any("builds unet" in p and "'blocks': 2" in p for p in problems), problems
+    problems = lineage_problems({**card, "lineage": ["configs/ksr.toml", "configs/ksr_jpeg_x2_joint.toml"]}, REPO)
     assert any("data.cleaned_by = 'runs/unet-jpeg/final.safetensors', not an output" in p
                for p in problems), problems
     assert any("builds ksr" in p for p in problems), problems  # ksr.toml is no restorer
