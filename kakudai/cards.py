@@ -376,14 +376,14 @@ def step_paths(command: str) -> tuple[str, str]:
 
 def step_arch_changes(command: str) -> dict[str, Any]:
     """The architecture arguments a surgery command changes (scripts/deepen.py's
-    ``--blocks N`` and ``--gray``), for a network no later config rebuilds."""
+    ``--blocks N``, ``--rgb`` and ``--gray``), for a network no later config rebuilds."""
     words = shlex.split(command)
     changes: dict[str, Any] = {}
     for i, w in enumerate(words):
         if w == "--blocks" and i + 1 < len(words):
             changes["blocks"] = int(words[i + 1])
-        elif w == "--gray":
-            changes["channels"] = 1
+        elif w in ("--rgb", "--gray"):
+            changes["channels"] = 3 if w == "--rgb" else 1
     return changes
 
 
