@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from kakudai.ops.estimate import (IJG_LUMA_TABLE, blockiness, ijg_table, jpeg_history, jpeg_quality,
-                                  noise_sigma, texture_sigma)
+                                  jpeg_ringing, noise_sigma, texture_sigma)
 
 
 def _photo_like(h=160, w=192, seed=0) -> np.ndarray:
@@ -222,3 +222,84 @@ def test_jpeg_history_is_not_fooled_by_a_drawing_on_a_shifted_grid(bench_dir) ->
         got = jpeg_history(jpeg_roundtrip(lr, q, "4:2:0"))
         assert got is not None and abs(got - q) <= 3, (q, got)
     assert jpeg_history(lr) is None
+
+
+def _line_art(seed: int = 0, side: int = 384) -> np.ndarray:
+    """Black strokes on white, drawn at twice the size and shrunk by MATLAB bicubic (so
+    the strokes are anti-aliased as in a downscaled drawing), uint8 RGB."""
+    from PIL import ImageDraw
+
+    from kakudai.ops.resize import imresize_np
+    im = Image.new("RGB", (2 * side, 2 * side), "white")
+    d = ImageDraw.Draw(im)
+    rng = np.random.default_rng(seed)
+    for i in range(14):
+        x, y = (int(v) for v in rng.integers(40, 2 * side - 200, 2))
+        w, h = (int(v) for v in rng.integers(60, 200, 2))
+        if i % 3 == 0:
+            d.ellipse([x, y, x + w, y + h], outline="black", width=6)
+        elif i % 3 == 1:
+            d.line([x, y, x + w, y + h // 3], fill="black", width=5)
+        else:
+            d.polygon([(x, y), (x + w, y + h // 2), (x + w // 3, y + h)], outline="black", width=4)
+    hr = np.asarray(im, dtype=np.float64) / 255
+    return np.clip(np.round(imresize_np(hr, scale=0.5) * 255), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_jpeg_ringing_reads_line_art_on_white(seed) -> None:
+    """Black strokes on white: every block with detail holds clipped samples, so the
+    quantisation lattice has nothing to read, but the ringing left on the white
+    background between strokes and block edges gives the JPEG away; the same drawing
+    never compressed, and with white noise instead, is not taken for a JPEG."""
+    from kakudai.data.degrade import jpeg_roundtrip
+    from kakudai.infer.auto import RINGING_MIN_ALIGNMENT, RINGING_MIN_STEPS, RINGING_QUALITY, assess
+
+    clean = _line_art(seed)
+    assert jpeg_ringing(clean)[0] < RINGING_MIN_STEPS // 10
+    assert not assess(clean).jpeg
+    for q in (50, 75, 85):
+        for img in (jpeg_roundtrip(clean, q, "4:2:0"), jpeg_roundtrip(255 - clean, q, "4:2:0")):
+            assert jpeg_history(img) is None  # what this reading is for
+            steps, share, _ = jpeg_ringing(img)
+            assert steps >= RINGING_MIN_STEPS and share >= RINGING_MIN_ALIGNMENT, (q, steps, share)
+            a = assess(img)
+            assert a.jpeg and a.jpeg_from == "ringing" and a.jpeg_quality == RINGING_QUALITY
+            assert "JPEG of unknown quality (ringing)" in a.describe()
+    # Faint noise makes as many background steps, but off any grid.
+    g = np.random.default_rng(seed)
+    noisy = np.clip(clean + g.normal(0, 1.0, clean.shape), 0, 255).round().astype(np.uint8)
+    steps, share, _ = jpeg_ringing(noisy)
+    assert steps >= RINGING_MIN_STEPS and share < RINGING_MIN_ALIGNMENT
+    assert not assess(noisy).jpeg
+
+
+def test_clean_benchmark_images_are_not_taken_for_jpegs(bench_dir) -> None:
+    """No clean image of the photo and drawing benchmarks, at x2 and x4, is read as a
+    JPEG, by its lattice or by its ringing."""
+    from kakudai.data.datasets import benchmark_set
+    from kakudai.infer.auto import assess
+
+    for name in ("Set5", "Set14", "Kodak24", "Art10"):
+        for scale in (2, 4):
+            for it in benchmark_set(bench_dir / name, scale):
+                assert not assess(it.lr).jpeg, (name, scale, it.name)
+
+
+def test_a_chance_lattice_fit_on_a_clean_drawing_is_dropped(bench_dir) -> None:
+    """A cartoon whose repeated edges fit a coarse quantisation lattice by chance: its
+    white background next to the strokes shows no ringing, so it is not taken for a
+    JPEG, while the same image saved as one is."""
+    from kakudai.data.degrade import jpeg_roundtrip
+    from kakudai.data.io import read_image_uint8
+    from kakudai.infer.auto import DEGRADATION_GRID, _crops, assess
+    from kakudai.ops.resize import imresize_np
+
+    path = bench_dir.parent / "train" / "art" / "characters_53.png"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    hr = read_image_uint8(path)
+    lr = np.clip(np.round(imresize_np(hr.astype(np.float64) / 255, scale=0.5) * 255), 0, 255).astype(np.uint8)
+    assert any(jpeg_history(c) is not None for c in _crops(lr, DEGRADATION_GRID))  # the chance fit
+    assert not assess(lr).jpeg
+    assert assess(jpeg_roundtrip(lr, 75, "4:2:0")).jpeg
