@@ -113,8 +113,7 @@ class Upscaler:
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
     ``style``: ``"photo"``, ``"illustration"`` or ``"auto"`` (each image read by
-    :func:`kakudai.infer.auto.style_of` as it is, and read again after automatic
-    cleaning when it first read as a photo). With an alias
+    :func:`kakudai.infer.auto.style_of`, after automatic cleaning). With an alias
     (``default``, ``fast``), illustrations go to the alias's illustration model at the
     scales it ships (:func:`kakudai.zoo.for_style`), and automatic denoising cleans them
     with :func:`kakudai.zoo.auto_restorers` of their style. The last image's style is
@@ -230,19 +229,14 @@ class Upscaler:
         total)`` counts tiles over the colour and alpha passes.
         """
         style = self.style
+        original, img = img, self._cleanup(img, "photo" if style == "auto" else style)
         if style == "auto":
-            # An image that reads as a drawing as it is goes to the drawing restorers at once.
-            # Otherwise it is cleaned the photo way and read again, since JPEG ringing and
-            # noise hide flat fills; a drawing found only then is cleaned again from the
-            # original, the drawing way.
-            style = style_of(img.pixels)
-            original, img = img, self._cleanup(img, style)
-            if style == "photo" and img is not original:
-                style = style_of(img.pixels, cleaned=True)
-                if style == "illustration" and auto_restorers(style) != auto_restorers("photo"):
-                    img = self._cleanup(original, style)
-        else:
-            img = self._cleanup(img, style)
+            # Read on the cleaned image (JPEG ringing hides flat fills); a drawing that was
+            # cleaned the photo way is cleaned again from the original, the drawing way.
+            style = style_of(img.pixels, cleaned=img is not original)
+            if (style == "illustration" and img is not original
+                    and auto_restorers(style) != auto_restorers("photo")):
+                img = self._cleanup(original, style)
         self.last_style = style
         h, w = img.pixels.shape[:2]
         native, (oh, ow) = self.plan(h, w, scale, width, height)
