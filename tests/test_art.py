@@ -189,3 +189,41 @@ def test_missing_training_folder_is_an_error(tmp_path):
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "here" / "x.png")
     with pytest.raises(FileNotFoundError, match="not found.*gone"):
         TrainPairs([tmp_path / "here", tmp_path / "gone"], [2], verbose=False)
+
+
+def test_screentone_keeps_ink_and_paper_and_dots_the_middle():
+    """Black stays black, white stays white, a mid-gray fill becomes dots whose ink share
+    matches its level, the larger the longer the screen's period."""
+    img = np.full((64, 96), 255, np.uint8)
+    img[:, :32] = 0
+    img[:, 32:64] = 128
+    out = art.screentone(np.repeat(img[:, :, None], 3, axis=2), period=6.0)
+    assert out.shape == (64, 96) and out.dtype == np.uint8
+    assert (out[:, :32] == 0).all() and (out[:, 64:] == 255).all()
+    mid = out[:, 32:64].astype(np.float64)
+    assert abs(mid.mean() - 128) < 12 and mid.std() > 60  # dots, not a flat gray
+    # A coarser screen has larger, fewer dots: fewer ink / paper changes along a row.
+    def changes(period: float) -> float:
+        t = art.screentone(img, period=period)[:, 32:64] > 127
+        return float((t[:, 1:] != t[:, :-1]).mean())
+    assert changes(10.0) < 0.7 * changes(4.0)
+
+
+def test_train_pairs_add_screentone_copies(tmp_path):
+    """data.screentone_share: the chosen images come twice, once as they are and once as
+    gray screentone (the same choice for the same file names every time)."""
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        a = np.full((48, 48, 3), 255, np.uint8)
+        a[8:40, 8:40] = rng.integers(60, 200, 3)
+        Image.fromarray(a).save(tmp_path / f"d{i}.png")
+    plain = TrainPairs([tmp_path], [2], verbose=False)
+    toned = TrainPairs([tmp_path], [2], verbose=False, screentone=(1.0, 4.0, 6.0))
+    assert len(plain.pairs[2]) == 6 and len(toned.pairs[2]) == 12
+    grays = [hr for hr, _ in toned.pairs[2] if (hr == hr[:, :, :1]).all()]
+    assert len(grays) == 6 and all(g[8:40, 8:40].std() > 30 for g in grays)  # dotted fills
+    half = TrainPairs([tmp_path], [2], verbose=False, screentone=(0.5, 4.0, 6.0))
+    again = TrainPairs([tmp_path], [2], verbose=False, screentone=(0.5, 4.0, 6.0))
+    assert 6 < len(half.pairs[2]) < 12 and len(again.pairs[2]) == len(half.pairs[2])
+    with pytest.raises(ValueError, match="screentone"):
+        TrainPairs([tmp_path], [2], verbose=False, screentone=(0.5, 6.0))

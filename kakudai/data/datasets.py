@@ -91,16 +91,36 @@ def benchmark_set(folder: str | os.PathLike, scale: float) -> list[BenchmarkImag
     return items
 
 
+def _screentoned(rgb: np.ndarray, name: str, screentone: tuple[float, float, float]) -> np.ndarray | None:
+    """The screentone copy of a training image (gray, as RGB) for TrainPairs, or None when
+    the image is not among the ``screentone[0]`` share; the choice and the period follow
+    from the file name alone."""
+    share, lo, hi = screentone
+    if share <= 0:
+        return None
+    rng = np.random.default_rng(int(hashlib.sha1(f"tone:{name}".encode()).hexdigest()[:16], 16))
+    if rng.random() >= share:
+        return None
+    from .art import screentone as tone
+    return np.repeat(tone(rgb, period=float(rng.uniform(lo, hi)))[:, :, None], 3, axis=2)
+
+
 class TrainPairs:
     """All training images in memory with their MATLAB-bicubic LR, for patch sampling.
 
     For each scale, HR is mod-cropped and LR = round(imresize(HR, 1/scale)),
     exactly the benchmark degradation, computed once and cached on disk.
     ``scale_aug`` adds downscaled copies of each HR (VDSR's scale augmentation).
+    ``screentone = (share, lo, hi)``: that share of the images (chosen by file name) also
+    gets a gray copy with its mid-tones as screentone of a period drawn from [lo, hi]
+    pixels (:func:`kakudai.data.art.screentone`), the look of manga pages.
     """
 
     def __init__(self, folders: Sequence[str | os.PathLike], scales: Sequence[int],
-                 scale_aug: Sequence[float] = (1.0,), verbose: bool = True):
+                 scale_aug: Sequence[float] = (1.0,), verbose: bool = True,
+                 screentone: tuple[float, float, float] = (0.0, 4.0, 10.0)):
+        if len(screentone) != 3 or not 0 < screentone[1] <= screentone[2]:
+            raise ValueError(f"screentone must be (share, lo, hi) with 0 < lo <= hi pixels, got {screentone!r}")
         missing = [str(f) for f in folders if not Path(f).is_dir()]
         if missing:  # rglob of a missing folder is silently empty
             raise FileNotFoundError(f"training folder not found: {', '.join(missing)}")
@@ -112,7 +132,8 @@ class TrainPairs:
         self._weights: dict[tuple[int, int], np.ndarray] = {}  # see _patch_weights
         key = hashlib.sha1("|".join(
             [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.paths]
-            + [repr(sorted(scale_aug)), "v1"]).encode()).hexdigest()[:16]
+            + [repr(sorted(scale_aug)), "v1"]
+            + ([f"screentone:{tuple(screentone)!r}"] if screentone[0] > 0 else [])).encode()).hexdigest()[:16]
         for s in self.scales:
             f = cache_dir() / "train" / f"{key}_x{s}.npz"
             try:
@@ -127,6 +148,7 @@ class TrainPairs:
             pairs = []
             for p in self.paths:
                 base = read_image_uint8(p, mode="RGB")
+                toned = _screentoned(base, p.name, screentone)
                 for a in scale_aug:
                     if a == 1.0:
                         hr = base
@@ -135,6 +157,9 @@ class TrainPairs:
                     hr = mod_crop(hr, s)
                     if min(hr.shape[:2]) < s:
                         continue
+                    pairs.append((hr, degrade_bicubic(hr, s)))
+                if toned is not None:
+                    hr = mod_crop(toned, s)
                     pairs.append((hr, degrade_bicubic(hr, s)))
             self.pairs[s] = pairs
             try:
