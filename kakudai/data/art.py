@@ -168,9 +168,11 @@ def screentone(img: np.ndarray, period: float = 6.0, supersample: int = 4) -> np
     h, w = g.shape
     s = supersample
     g = np.repeat(np.repeat(g / 255.0, s, axis=0), s, axis=1)
-    yy, xx = np.mgrid[0:h * s, 0:w * s] / s
-    u, v = (xx + yy) / np.sqrt(2), (xx - yy) / np.sqrt(2)
-    screen = 0.5 + 0.25 * (np.cos(2 * np.pi * u / period) + np.cos(2 * np.pi * v / period))
+    # The screen 1/2 + (cos(k u) + cos(k v)) / 4 with u, v the coordinates turned by 45
+    # degrees (k = 2 pi / period) is 1/2 + cos(k' x) cos(k' y) / 2 with k' = k / sqrt(2):
+    # an outer product, cheap at any size.
+    k = 2 * np.pi / (period * np.sqrt(2))
+    screen = 0.5 + 0.5 * np.outer(np.cos(k * np.arange(h * s) / s), np.cos(k * np.arange(w * s) / s))
     out = np.where(g < 60 / 255, 0.0, np.where(g > 225 / 255, 1.0, (g > screen).astype(np.float64)))
     out = out.reshape(h, s, w, s).mean(axis=(1, 3))
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
