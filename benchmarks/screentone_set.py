@@ -8,7 +8,7 @@ whose licence allows it (e.g. the held-out openclipart renders of
 
     python benchmarks/screentone_set.py SRC_DIR OUT_DIR [--period 6] [--limit 30]
 
-Each image composited over white, then :func:`kakudai.data.art.screentone`.
+Each image composited over white, then :func:`kakudai.ops.screentone.screentone`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kakudai.data.art import screentone
+from kakudai.ops.screentone import screentone
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from PIL import Image
 from kakudai.data import art
 from kakudai.data.datasets import TrainPairs, cache_dir
 from kakudai.data.io import read_image_uint8
+from kakudai.ops.screentone import screentone
 from kakudai.train.config import load_config
 from kakudai.train.trainer import resolve_data_path
 
@@ -197,14 +198,14 @@ def test_screentone_keeps_ink_and_paper_and_dots_the_middle():
     img = np.full((64, 96), 255, np.uint8)
     img[:, :32] = 0
     img[:, 32:64] = 128
-    out = art.screentone(np.repeat(img[:, :, None], 3, axis=2), period=6.0)
+    out = screentone(np.repeat(img[:, :, None], 3, axis=2), period=6.0)
     assert out.shape == (64, 96) and out.dtype == np.uint8
     assert (out[:, :32] == 0).all() and (out[:, 64:] == 255).all()
     mid = out[:, 32:64].astype(np.float64)
     assert abs(mid.mean() - 128) < 12 and mid.std() > 60  # dots, not a flat gray
     # A coarser screen has larger, fewer dots: fewer ink / paper changes along a row.
     def changes(period: float) -> float:
-        t = art.screentone(img, period=period)[:, 32:64] > 127
+        t = screentone(img, period=period)[:, 32:64] > 127
         return float((t[:, 1:] != t[:, :-1]).mean())
     assert changes(10.0) < 0.7 * changes(4.0)
 

@@ -44,7 +44,7 @@ from .datasets import cache_dir
 from .io import ImageData, from_pil, write_image
 
 __all__ = ["MissingDependency", "SkipReason", "openclipart_svgs", "openclipart_source",
-           "render_svgs", "select", "background", "default_out_dir", "screentone", "main"]
+           "render_svgs", "select", "background", "default_out_dir", "main"]
 
 PACKAGE = "openclipart-svg"
 LICENSE = ("Creative Commons Public Domain Dedication / Certification "
@@ -153,29 +153,6 @@ def background(h: int, w: int, rng: np.random.Generator) -> tuple[str, np.ndarra
     t = x * np.float32(np.cos(angle)) + y * np.float32(np.sin(angle))
     t = (t - t.min()) / np.float32(max(float(t.max() - t.min()), 1.0))
     return kind, (c0 + (c1 - c0) * t[:, :, None]).astype(np.float32)
-
-
-def screentone(img: np.ndarray, period: float = 6.0, supersample: int = 4) -> np.ndarray:
-    """A drawing as a printed manga page shows it: gray, with its mid-tones as screentone.
-
-    ``img``: (H, W) or (H, W, 3) uint8. Luma (BT.601) below 60 stays black ink, above
-    225 white paper; every other level becomes dots of the matching ink share on a
-    45-degree screen of ``period`` pixels, drawn at ``supersample`` times the size and
-    box-averaged back (anti-aliased dots, as a scan shows them). (H, W) uint8 out.
-    """
-    a = np.asarray(img, dtype=np.float64)
-    g = a if a.ndim == 2 else 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
-    h, w = g.shape
-    s = supersample
-    g = np.repeat(np.repeat(g / 255.0, s, axis=0), s, axis=1)
-    # The screen 1/2 + (cos(k u) + cos(k v)) / 4 with u, v the coordinates turned by 45
-    # degrees (k = 2 pi / period) is 1/2 + cos(k' x) cos(k' y) / 2 with k' = k / sqrt(2):
-    # an outer product, cheap at any size.
-    k = 2 * np.pi / (period * np.sqrt(2))
-    screen = 0.5 + 0.5 * np.outer(np.cos(k * np.arange(h * s) / s), np.cos(k * np.arange(w * s) / s))
-    out = np.where(g < 60 / 255, 0.0, np.where(g > 225 / 255, 1.0, (g > screen).astype(np.float64)))
-    out = out.reshape(h, s, w, s).mean(axis=(1, 3))
-    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
 def _emptiness(rgb: np.ndarray) -> str | None:

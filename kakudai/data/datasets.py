@@ -101,7 +101,7 @@ def _screentoned(rgb: np.ndarray, name: str, screentone: tuple[float, float, flo
     rng = np.random.default_rng(int(hashlib.sha1(f"tone:{name}".encode()).hexdigest()[:16], 16))
     if rng.random() >= share:
         return None
-    from .art import screentone as tone
+    from ..ops.screentone import screentone as tone
     return np.repeat(tone(rgb, period=float(rng.uniform(lo, hi)))[:, :, None], 3, axis=2)
 
 
@@ -113,7 +113,7 @@ class TrainPairs:
     ``scale_aug`` adds downscaled copies of each HR (VDSR's scale augmentation).
     ``screentone = (share, lo, hi)``: that share of the images (chosen by file name) also
     gets a gray copy with its mid-tones as screentone of a period drawn from [lo, hi]
-    pixels (:func:`kakudai.data.art.screentone`), the look of manga pages.
+    pixels (:func:`kakudai.ops.screentone.screentone`), the look of manga pages.
     """
 
     def __init__(self, folders: Sequence[str | os.PathLike], scales: Sequence[int],

@@ -65,12 +65,12 @@ class DataConfig:
     # restorer sees context as it does inside a whole image. Validation inputs with a
     # ``jpeg:Q`` step are cleaned at Q the same way. "" = no cleaning.
     cleaned_by: str = ""
-    # Manga-like copies (kakudai.data.TrainPairs): this share of the training images also
-    # gets a gray copy with its mid-tones as screentone, of a period in
-    # ``screentone_period`` pixels (HR). 0 = none.
-    screentone_share: float = 0.0
-    screentone_period: list[float] = field(default_factory=lambda: [4.0, 10.0])
     cleaned_margin: int = 16  # LR pixels of context around each patch for the restorer (cleaned_by)
+    # Manga-like copies (kakudai.data.datasets.TrainPairs): this share of the training
+    # images also gets a gray copy with its mid-tones as screentone (kakudai.ops.screentone)
+    # of a period drawn from ``screentone_period``. 0 = none.
+    screentone_share: float = 0.0
+    screentone_period: list[float] = field(default_factory=lambda: [4.0, 10.0])  # [lo, hi] HR pixels
     # Validation inputs (task = "sr"): "" is the benchmark LR, else a fixed chain such as
     # "jpeg:75" or "noise:10" applied after the shrink (kakudai.evaluation.degraded_lr).
     val_degrade: list[str] = field(default_factory=lambda: [""])
