@@ -228,16 +228,13 @@ def _grid_offset(y: np.ndarray, axis: int, block: int = 8) -> int:
 
 def _dilate(mask: np.ndarray, reach: int) -> np.ndarray:
     """Boolean (H, W) ``mask`` grown by ``reach`` pixels in every direction (a square
-    of side 2 * reach + 1: Chebyshev distance), separably."""
+    of side 2 * reach + 1: Chebyshev distance), separably: rows, then columns."""
     out = mask.copy()
-    for axis in (0, 1):
-        grown = out.copy()
+    for m in (out, out.T):  # views: growing down the columns of out.T grows out along rows
+        src = m.copy()
         for d in range(1, reach + 1):
-            a, b = [slice(None)] * 2, [slice(None)] * 2
-            a[axis], b[axis] = slice(d, None), slice(None, -d)
-            grown[tuple(a)] |= out[tuple(b)]
-            grown[tuple(b)] |= out[tuple(a)]
-        out = grown
+            m[d:] |= src[:-d]
+            m[:-d] |= src[d:]
     return out
 
 
@@ -278,14 +275,9 @@ def jpeg_ringing(img: np.ndarray, reach: int = 2, ink_below: float = 250.0) -> R
         ink = (p < ink_below).any(axis=0)
         far = ~_dilate(ink, reach)
         steps, on_grid = 0, 0
-        for axis in (0, 1):
-            n = pure.shape[axis] - 1
-            a = [slice(None)] * 2
-            b = [slice(None)] * 2
-            a[axis], b[axis] = slice(1, None), slice(None, n)
-            a, b = tuple(a), tuple(b)
-            step = (pure[a] != pure[b]) & far[a] & far[b]
-            per_line = step.sum(axis=1 - axis)  # steps between line i and i + 1
+        for pm, fm in ((pure, far), (pure.T, far.T)):  # steps between rows, then columns
+            step = (pm[1:] != pm[:-1]) & fm[1:] & fm[:-1]
+            per_line = step.sum(axis=1)  # steps between line i and i + 1
             m = len(per_line) - len(per_line) % 8
             phases = per_line[:m].reshape(-1, 8).sum(axis=0)
             steps += int(phases.sum())
