@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..ops.resize import imresize_np
+from ..ops.screentone import screentone as screentone_of
 from .io import IMAGE_EXTENSIONS, read_image_uint8
 
 __all__ = ["BenchmarkImage", "benchmark_set", "list_images", "degrade_bicubic", "TrainPairs",
@@ -101,8 +102,7 @@ def _screentoned(rgb: np.ndarray, name: str, screentone: tuple[float, float, flo
     rng = np.random.default_rng(int(hashlib.sha1(f"tone:{name}".encode()).hexdigest()[:16], 16))
     if rng.random() >= share:
         return None
-    from ..ops.screentone import screentone as tone
-    return np.repeat(tone(rgb, period=float(rng.uniform(lo, hi)))[:, :, None], 3, axis=2)
+    return np.repeat(screentone_of(rgb, period=float(rng.uniform(lo, hi)))[:, :, None], 3, axis=2)
 
 
 class TrainPairs:

@@ -150,7 +150,7 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
     if file_quality is not None:
         return Assessment(int(file_quality), "file", noise, texture)
     found = [q for c in crops if (q := jpeg_history(c)) is not None]
-    ringing = _ringing(crops) if _drawn(crops) else None
+    ringing = _ringing(crops) if _flat_share(crops) >= DRAWN_MIN_FLAT else None
     if found and not (ringing is not None and ringing.steps == 0 and ringing.room >= RINGING_MIN_ROOM):
         return Assessment(min(found), "pixels", noise, texture)
     if (ringing is not None and ringing.steps >= RINGING_MIN_STEPS
@@ -159,9 +159,10 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
     return Assessment(None, "", noise, texture)
 
 
-def _drawn(crops: list[np.ndarray]) -> bool:
-    """Whether the crops, as they are, read as a drawing (mean flat share DRAWN_MIN_FLAT)."""
-    return float(np.mean([flat_fraction(c) for c in crops])) >= DRAWN_MIN_FLAT
+def _flat_share(crops: list[np.ndarray]) -> float:
+    """Mean :func:`kakudai.ops.estimate.flat_fraction` of the crops: what tells drawings
+    (DRAWN_MIN_FLAT and above) from photographs."""
+    return float(np.mean([flat_fraction(c) for c in crops]))
 
 
 def _ringing(crops: list[np.ndarray]) -> Ringing:
@@ -184,5 +185,5 @@ def style_of(pixels: np.ndarray, cleaned: bool = False) -> str:
         a = a[:, :, 0]
     if min(a.shape[:2]) < MIN_SIDE:
         return "photo"
-    flat = float(np.mean([flat_fraction(c) for c in _crops(a, STYLE_GRID)]))
+    flat = _flat_share(_crops(a, STYLE_GRID))
     return "illustration" if flat >= (DRAWN_MIN_FLAT_CLEANED if cleaned else DRAWN_MIN_FLAT) else "photo"
