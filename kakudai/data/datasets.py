@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..ops.resize import imresize_np
 from ..ops.screentone import screentone as screentone_of
@@ -114,11 +115,12 @@ class TrainPairs:
     ``screentone = (share, lo, hi)``: that share of the images (chosen by file name) also
     gets a gray copy with its mid-tones as screentone of a period drawn from [lo, hi]
     pixels (:func:`kakudai.ops.screentone.screentone`), the look of manga pages.
+    ``gray``: every image is first made gray (Pillow's "L" luma, replicated to RGB).
     """
 
     def __init__(self, folders: Sequence[str | os.PathLike], scales: Sequence[int],
                  scale_aug: Sequence[float] = (1.0,), verbose: bool = True,
-                 screentone: tuple[float, float, float] = (0.0, 4.0, 10.0)):
+                 screentone: tuple[float, float, float] = (0.0, 4.0, 10.0), gray: bool = False):
         if len(screentone) != 3 or not 0 < screentone[1] <= screentone[2]:
             raise ValueError(f"screentone must be (share, lo, hi) with 0 < lo <= hi pixels, got {screentone!r}")
         missing = [str(f) for f in folders if not Path(f).is_dir()]
@@ -133,7 +135,8 @@ class TrainPairs:
         key = hashlib.sha1("|".join(
             [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.paths]
             + [repr(sorted(scale_aug)), "v1"]
-            + ([f"screentone:{tuple(screentone)!r}"] if screentone[0] > 0 else [])).encode()).hexdigest()[:16]
+            + ([f"screentone:{tuple(screentone)!r}"] if screentone[0] > 0 else [])
+            + (["gray"] if gray else [])).encode()).hexdigest()[:16]
         for s in self.scales:
             f = cache_dir() / "train" / f"{key}_x{s}.npz"
             try:
@@ -148,6 +151,8 @@ class TrainPairs:
             pairs = []
             for p in self.paths:
                 base = read_image_uint8(p, mode="RGB")
+                if gray:
+                    base = np.repeat(np.asarray(Image.fromarray(base).convert("L"))[:, :, None], 3, axis=2)
                 toned = _screentoned(base, p.name, screentone)
                 for a in scale_aug:
                     if a == 1.0:

@@ -209,7 +209,8 @@ class Trainer:
         self.data = TrainPairs([resolve_data_path(d) for d in cfg.data.train_dirs],
                                scales if cfg.data.task == "sr" and not cfg.data.continuous_scale else [1],
                                cfg.data.scale_aug, verbose=self.rank == 0,
-                               screentone=(cfg.data.screentone_share, *cfg.data.screentone_period))
+                               screentone=(cfg.data.screentone_share, *cfg.data.screentone_period),
+                               gray=cfg.data.gray)
         if resume:
             self._load_state(self.run_dir / "last")
 
