@@ -9,6 +9,8 @@ whose licence allows it (e.g. the held-out openclipart renders of
     python benchmarks/screentone_set.py SRC_DIR OUT_DIR [--period 6] [--limit 30]
 
 Each image composited over white, then :func:`kakudai.ops.screentone.screentone`.
+``--period 0`` writes the gray drawings without screentone (e.g. a gray Art10, for
+the gray-drawing model on plain gray fills).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("src")
     ap.add_argument("out")
-    ap.add_argument("--period", type=float, default=6.0, help="dot screen period in pixels (default 6)")
+    ap.add_argument("--period", type=float, default=6.0,
+                    help="dot screen period in pixels (default 6; 0: gray, no screen)")
     ap.add_argument("--limit", type=int, default=30, help="first N images of SRC (default 30)")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -40,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             page = Image.new("RGBA", im.size, "white")
             im = Image.alpha_composite(page, im)
         gray = np.asarray(im.convert("L"))
-        Image.fromarray(screentone(gray, a.period)).save(out / p.name)
-    print(f"{out}: {len(paths)} screentoned drawings")
+        Image.fromarray(screentone(gray, a.period) if a.period > 0 else gray).save(out / p.name)
+    print(f"{out}: {len(paths)} {'screentoned' if a.period > 0 else 'gray'} drawings")
     return 0
 
 

@@ -27,9 +27,10 @@ from .infer.tiling import tile_count
 from .infer.upscale import super_resolve, tile_multiple, upscale_tile
 from .models.calling import single_scale
 from .ops.alpha import fill_transparent
+from .ops.estimate import is_gray
 from .ops.resize import imresize_torch, output_size
 from .registry import create_model
-from .zoo import ILLUSTRATION_MODELS, auto_restorers, for_style, is_file, load_model, resolve
+from .zoo import MODEL_STYLES, auto_restorers, for_style, is_file, load_model, resolve
 
 __all__ = ["upscale", "denoise", "assess", "Upscaler", "target_size", "model_scales", "ALPHA_MODES"]
 
@@ -112,11 +113,11 @@ class Upscaler:
     level (:class:`kakudai.infer.restore.Denoiser`); None = neither.
     ``backend`` (``torch`` or ``onnxruntime``) and ``precision`` (``fp32`` or
     ``bf16``) choose how the network runs (:func:`kakudai.infer.export.with_backend`).
-    ``style``: ``"photo"``, ``"illustration"`` or ``"auto"`` (each image read by
-    :func:`kakudai.infer.auto.style_of`, after automatic cleaning). With an alias
-    (``default``, ``fast``), illustrations go to the alias's illustration model at the
-    scales it ships (:func:`kakudai.zoo.for_style`), and automatic denoising cleans them
-    with :func:`kakudai.zoo.auto_restorers` of their style. The last image's style is
+    ``style``: ``"photo"``, ``"illustration"``, ``"manga"`` (gray drawings) or
+    ``"auto"`` (each image read by :func:`kakudai.infer.auto.style_of`, after automatic
+    cleaning). With an alias (``default``, ``fast``), drawings go to the alias's model
+    for their style at the scales it ships (:func:`kakudai.zoo.for_style`), and
+    automatic denoising cleans them with :func:`kakudai.zoo.auto_restorers` of their style. The last image's style is
     :attr:`last_style`.
     """
 
@@ -136,8 +137,8 @@ class Upscaler:
         self.backend, self.precision = backend, precision
         if style not in (*STYLES, "auto"):
             raise ValueError(f"style must be one of {', '.join(STYLES)} or auto, not {style!r}")
-        # An illustration model named as such cleans with the illustration restorers.
-        self.style = "illustration" if isinstance(model, str) and model in ILLUSTRATION_MODELS else style
+        # A drawing model named as such cleans with the restorers of its style.
+        self.style = MODEL_STYLES.get(model, style) if isinstance(model, str) else style
         self.last_style: str | None = None
         self.last_model: str | None = None  # the name that served the last image (an alias resolved by style)
         self._models: dict[tuple[Any, float], nn.Module] = {}
@@ -152,7 +153,7 @@ class Upscaler:
             raise ValueError(f"denoise must be 0-3, 'auto' or None, not {denoise!r}")
         self._level = denoise
         if denoise is not None and not self.auto:  # loaded now: missing weights fail early
-            self.denoiser = self._restorer(denoise, "illustration" if self.style == "illustration" else "photo")
+            self.denoiser = self._restorer(denoise, "photo" if self.style == "auto" else self.style)
 
     def _restorer(self, level: Any, style: str):
         """The cleanup at ``level`` ("auto" or a JPEG level 0-3) with the restorers for images
@@ -233,8 +234,8 @@ class Upscaler:
         if style == "auto":
             # Read on the cleaned image (JPEG ringing hides flat fills); a drawing that was
             # cleaned the photo way is cleaned again from the original, the drawing way.
-            style = style_of(img.pixels, cleaned=img is not original)
-            if (style == "illustration" and img is not original
+            style = style_of(img.pixels, cleaned=img is not original, gray=is_gray(original.pixels))
+            if (style != "photo" and img is not original
                     and auto_restorers(style) != auto_restorers("photo")):
                 img = self._cleanup(original, style)
         self.last_style = style
@@ -382,8 +383,9 @@ def upscale(image: Any, scale: float | None = 2, model: nn.Module | str | os.Pat
     ``denoise``: ``"auto"`` (default) cleans JPEG-compressed or noisy images first, at the
     level read from each (see :class:`Upscaler`; the reading is :func:`assess`); 0-3
     removes JPEG noise first at waifu2x's levels (see :func:`denoise`); None does neither.
-    ``style``: ``"auto"`` (default) sends drawings to the illustration model where one
-    serves the scale; ``"photo"`` / ``"illustration"`` decide it (see :class:`Upscaler`).
+    ``style``: ``"auto"`` (default) sends drawings to the illustration model, gray ones
+    to the manga model, where one serves the scale; ``"photo"`` / ``"illustration"`` /
+    ``"manga"`` decide it (see :class:`Upscaler`).
     """
 
     if width is not None or height is not None:

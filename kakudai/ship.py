@@ -322,7 +322,7 @@ def ship(name: str, weights: str | Path, lineage: list[str], run_dirs: list[Path
                 rows = _sr_rows(name, list(sets or SR_SETS), [s], None)
                 protocol, command = SR_PROTOCOL, f"kakudai eval --model {name} --scale {s} {folders}"
             else:
-                style = "illustration" if tuned_from.name in zoo.ILLUSTRATION_MODELS else "photo"
+                style = zoo.MODEL_STYLES.get(tuned_from.name, "photo")
                 rows = _after_jpeg_rows(name, tuned_from.name, zoo.auto_restorers(style)["jpeg"],
                                         list(sets or SR_SETS), s)
                 protocol = AFTER_JPEG_PROTOCOL

@@ -29,8 +29,8 @@ from .models.calling import single_scale
 from .registry import create_model
 
 __all__ = ["TASKS", "Shipped", "Alias", "Resolved", "TaskMismatch", "ZOO", "ALIASES", "DEFAULT_RESTORERS",
-           "AUTO_RESTORERS", "ILLUSTRATION_RESTORERS", "WEIGHTS_DIR", "is_file", "entry", "shipped",
-           "resolve", "load_model", "restorer_task", "for_style", "auto_restorers", "ILLUSTRATION_MODELS"]
+           "AUTO_RESTORERS", "STYLE_RESTORERS", "STYLE_FALLBACK", "WEIGHTS_DIR", "is_file", "entry", "shipped",
+           "resolve", "load_model", "restorer_task", "for_style", "auto_restorers", "MODEL_STYLES"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -109,12 +109,19 @@ class Alias:
     """A name for the best shipped model at each scale: ``target`` at the scales it
     ships, ``other_scales`` (an arbitrary-scale model) at the rest. ``illustration``:
     the model that serves drawn images instead (``style="illustration"``) at the
-    scales it ships; at other scales drawings go the photo way."""
+    scales it ships; at other scales drawings go the photo way. ``manga``: the same
+    for gray drawings (``style="manga"``); at scales it lacks they go the
+    illustration way."""
 
     name: str
     target: str
     other_scales: str
     illustration: str | None = None
+    manga: str | None = None
+
+    def for_style(self, style: str) -> str | None:
+        """The model this alias sends images of ``style`` to (None: its own target)."""
+        return {"illustration": self.illustration, "manga": self.manga}.get(style)
 
 
 def _declare(*entries: Shipped) -> dict[str, Shipped]:
@@ -137,6 +144,10 @@ ZOO: dict[str, Shipped] = _declare(
     # fine-tuned on what the illustration JPEG restorer leaves.
     Shipped("art", "ksr", scales=(2, 4), after_jpeg="art-jpeg"),
     Shipped("art-jpeg", "ksr", scales=(2, 4)),
+    # The art model for gray drawings (manga pages with their screentone, ink drawings;
+    # the aliases send them here), and its JPEG route.
+    Shipped("art-gray", "ksr", scales=(2,), after_jpeg="art-gray-jpeg"),
+    Shipped("art-gray-jpeg", "ksr", scales=(2,)),
     # The flagship fine-tuned on what the JPEG restorer leaves: it upscales the photos
     # that automatic or fixed-level JPEG cleaning has cleaned (``after_jpeg`` above).
     Shipped("ksr-jpeg", "ksr", scales=(2, 4)),
@@ -155,15 +166,16 @@ ZOO: dict[str, Shipped] = _declare(
     Shipped("unet-jpeg-up", "unet", task="denoise-jpeg"),
     Shipped("rednet-jpeg", "rednet", task="denoise-jpeg"),
     Shipped("unet-jpeg-art", "unet", task="denoise-jpeg"),  # for illustrations
+    Shipped("unet-jpeg-art-gray", "unet", task="denoise-jpeg"),  # for gray drawings (screentone kept)
 )
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
-    Alias("default", "ksr", other_scales="implicit", illustration="art"),
-    Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art"),
+    Alias("default", "ksr", other_scales="implicit", illustration="art", manga="art-gray"),
+    Alias("fast", "ksr-fast", other_scales="implicit-fast", illustration="art", manga="art-gray"),
 )}
-# The models aliases send drawings to (an upscaler named as one cleans like one).
-ILLUSTRATION_MODELS = frozenset(name for a in ALIASES.values() if a.illustration
-                                for name in (a.illustration, ZOO[a.illustration].after_jpeg) if name)
+# The style of the models aliases send drawings to: an upscaler named as one cleans like one.
+MODEL_STYLES: dict[str, str] = {name: style for a in ALIASES.values() for style in ("illustration", "manga")
+                                if (m := a.for_style(style)) for name in (m, ZOO[m].after_jpeg) if name}
 # An alias whose arbitrary-scale model is not shipped falls back to this one, then to bicubic
 # (so the tool works before any weights exist).
 FALLBACK_ANY_SCALE = "implicit"
@@ -178,23 +190,31 @@ DEFAULT_RESTORERS = {"noise": "unet-noise", "jpeg": "unet-jpeg"}
 AUTO_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-up"}
 
 
-# The same for drawings (``style="illustration"``), where shipped; else AUTO_RESTORERS.
-ILLUSTRATION_RESTORERS = {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"}
+# The same for drawings of each style, where shipped; else those of the next style
+# down STYLE_FALLBACK (gray drawings -> drawings -> photos).
+STYLE_RESTORERS = {
+    "illustration": {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"},
+    "manga": {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art-gray"},
+}
+STYLE_FALLBACK = {"manga": "illustration", "illustration": "photo"}
 
 
 def for_style(name: str, style: str, scale: "float | tuple[float, float] | None" = None,
               cleaned: str | None = None) -> str:
-    """The name that serves images of ``style`` ("photo" or "illustration") in place of
-    ``name`` at ``scale``, when a restorer of kind ``cleaned`` ("jpeg", "noise" or None)
-    cleaned them: for drawings, an alias's illustration model where it ships the scale;
-    then, for JPEG-cleaned images, the ``after_jpeg`` model of the shipped model serving
-    the scale, where that ships it; else ``name`` itself."""
+    """The name that serves images of ``style`` ("photo", "illustration" or "manga") in
+    place of ``name`` at ``scale``, when a restorer of kind ``cleaned`` ("jpeg", "noise"
+    or None) cleaned them: for drawings, an alias's model for the style where it ships
+    the scale (else that of the style's STYLE_FALLBACK); then, for JPEG-cleaned images,
+    the ``after_jpeg`` model of the shipped model serving the scale, where that ships
+    it; else ``name`` itself."""
     s = 2.0 if scale is None else scale
     alias = ALIASES.get(name)
-    if style == "illustration" and alias is not None and alias.illustration is not None:
-        e = ZOO.get(alias.illustration)
+    while alias is not None and style in STYLE_FALLBACK:
+        e = ZOO.get(alias.for_style(style) or "")
         if e is not None and e.file(s) is not None:
             name = e.name
+            break
+        style = STYLE_FALLBACK[style]
     if cleaned == "jpeg" and (name in ALIASES or name in ZOO):
         e = resolve(name, s).entry
         after = ZOO.get(e.after_jpeg) if e is not None and e.after_jpeg else None
@@ -204,12 +224,14 @@ def for_style(name: str, style: str, scale: "float | tuple[float, float] | None"
 
 
 def auto_restorers(style: str = "photo") -> dict[str, str]:
-    """The restorers automatic denoising uses for images of ``style``: those of
-    :data:`ILLUSTRATION_RESTORERS` that ship, for drawings; :data:`AUTO_RESTORERS` else."""
-    if style != "illustration":
+    """The restorers automatic denoising uses for images of ``style``: for drawings,
+    those of :data:`STYLE_RESTORERS` that ship, each kind falling back along
+    :data:`STYLE_FALLBACK` where it does not; :data:`AUTO_RESTORERS` for photos."""
+    if style not in STYLE_RESTORERS:
         return dict(AUTO_RESTORERS)
-    return {k: (v if (e := ZOO.get(v)) is not None and e.present() else AUTO_RESTORERS[k])
-            for k, v in ILLUSTRATION_RESTORERS.items()}
+    below = auto_restorers(STYLE_FALLBACK[style])
+    return {k: (v if (e := ZOO.get(v)) is not None and e.present() else below[k])
+            for k, v in STYLE_RESTORERS[style].items()}
 
 
 class TaskMismatch(WeightsError):

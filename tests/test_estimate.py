@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from kakudai.ops.estimate import (IJG_LUMA_TABLE, blockiness, ijg_table, jpeg_history, jpeg_quality,
-                                  jpeg_ringing, noise_sigma, texture_sigma)
+                                  is_gray, jpeg_ringing, noise_sigma, texture_sigma)
 
 
 def _photo_like(h=160, w=192, seed=0) -> np.ndarray:
@@ -303,3 +303,20 @@ def test_a_chance_lattice_fit_on_a_clean_drawing_is_dropped(bench_dir) -> None:
     assert any(jpeg_history(c) is not None for c in _crops(lr, DEGRADATION_GRID))  # the chance fit
     assert not assess(lr).jpeg
     assert assess(jpeg_roundtrip(lr, 75, "4:2:0")).jpeg
+
+
+def test_is_gray_across_layouts_and_a_colour_jpeg() -> None:
+    rng = np.random.default_rng(5)
+    g = rng.integers(0, 256, (48, 64)).astype(np.uint8)
+    rgb = np.repeat(g[:, :, None], 3, axis=2)
+    assert is_gray(g) and is_gray(g[:, :, None]) and is_gray(rgb)
+    assert is_gray(rgb.astype(np.uint16) * 257) and is_gray(rgb.astype(np.float32) / 255)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=75)  # a gray page saved as a colour JPEG
+    assert is_gray(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    sepia = rgb.copy()
+    sepia[..., 2] = np.maximum(sepia[..., 2], 12) - 12
+    assert not is_gray(sepia)
+    spot = rgb.copy()
+    spot[:4, :4] = (255, 0, 0)  # a red mark on 0.5% of the page
+    assert not is_gray(spot)

@@ -110,10 +110,42 @@ def test_drawings_go_to_the_illustration_model(art_zoo) -> None:
         Upscaler("default", style="anime")
 
 
-def test_illustration_restorers_fall_back_to_the_photo_ones(monkeypatch) -> None:
-    monkeypatch.setattr(zoo, "ILLUSTRATION_RESTORERS", {"noise": "unet-noise-fast", "jpeg": "no-such-model"})
+def test_drawing_restorers_fall_back_style_by_style(monkeypatch) -> None:
+    """A restorer that does not ship is replaced by that of the next style down:
+    gray drawings -> drawings -> photos."""
+    monkeypatch.setitem(zoo.STYLE_RESTORERS, "illustration", {"noise": "unet-noise-fast", "jpeg": "no-such-model"})
+    monkeypatch.setitem(zoo.STYLE_RESTORERS, "manga", {"noise": "no-such-model", "jpeg": "unet-jpeg-art"})
     assert zoo.auto_restorers("illustration") == zoo.AUTO_RESTORERS
     assert zoo.auto_restorers("photo") == zoo.AUTO_RESTORERS
+    assert zoo.auto_restorers("manga") == {"noise": "unet-noise-fast", "jpeg": "unet-jpeg-art"}
+    monkeypatch.setitem(zoo.STYLE_RESTORERS, "manga", {"noise": "no-such-model", "jpeg": "no-such-model"})
+    assert zoo.auto_restorers("manga") == zoo.AUTO_RESTORERS
+
+
+def test_gray_drawings_go_to_the_manga_model(art_zoo, monkeypatch) -> None:
+    """Gray drawings are read as manga and served by the alias's gray drawing model where
+    it ships the scale, by the illustration model where only that does, else the photo way."""
+    monkeypatch.setitem(zoo.ZOO, "art-gray", zoo.Shipped("art-gray", "ksr", scales=(2,)))
+    drawing = np.full((64, 64), 230, np.uint8)
+    drawing[20:40, 10:50] = 40
+    assert style_of(drawing) == "manga" and style_of(np.repeat(drawing[:, :, None], 3, axis=2)) == "manga"
+    assert style_of(np.repeat(drawing[:, :, None], 3, axis=2), gray=False) == "illustration"
+    assert zoo.for_style("default", "manga", 2) == "art"  # art-gray x2 absent: the colour drawing model
+    save_model(kakudai.create_model("ksr", scale=2, channels=3, width=4, blocks=1),
+               art_zoo / "art-gray_x2.safetensors")
+    assert zoo.for_style("default", "manga", 2) == "art-gray"
+    assert zoo.for_style("default", "manga", 3) == "default"
+    monkeypatch.setitem(zoo.ZOO, "art", zoo.Shipped("art", "ksr", scales=(2, 3)))
+    (art_zoo / "art_x3.safetensors").touch()
+    assert zoo.for_style("default", "manga", 3) == "art"  # no gray model at x3: the colour one
+    up = Upscaler("default", tile=None, style="auto")
+    assert up.on_array(drawing, 2).shape == (128, 128) and up.last_style == "manga"
+    assert up.last_model == "art-gray"
+    tinted = np.repeat(drawing[:, :, None], 3, axis=2)
+    tinted[..., 2] -= 20  # yellowed paper: not gray
+    up.on_array(tinted, 2)
+    assert up.last_style == "illustration" and up.last_model == "art"
+    assert Upscaler("art-gray").style == "manga" and Upscaler("art").style == "illustration"
 
 
 def test_drawings_are_cleaned_with_the_restorer_for_drawings(art_zoo, monkeypatch) -> None:

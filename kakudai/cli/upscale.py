@@ -11,6 +11,7 @@ import argparse
 
 # Only light modules here: --help and argument parsing must not load Pillow, numpy or torch.
 from ..data.formats import DEFAULT_MAX_PIXELS
+from ..infer.auto import STYLES
 from ..infer.distributed import ClusterOptions
 from .batch import OUTPUT_FORMATS, BatchOptions, run_batch
 from .jobs import JobOptions, VideoOptions
@@ -80,9 +81,10 @@ def add_arguments(u: argparse.ArgumentParser, same_size: bool = False) -> None:
                        help="auto (default): read each image's JPEG quality and noise level and send "
                             "degraded images to the model trained on real inputs; 0-3: remove JPEG "
                             "noise first at waifu2x's levels (0 = light ... 3 = strong); off: neither")
-        u.add_argument("--style", choices=["auto", "photo", "illustration"], default="auto",
+        u.add_argument("--style", choices=["auto", *STYLES], default="auto",
                        help="auto (default): drawings (flat colour, line art) go to the illustration "
-                            "model at the scales it ships, photos to the photo model; or decide it")
+                            "model, gray ones (manga pages, ink drawings) to the manga model, at the "
+                            "scales they ship, photos to the photo model; or decide it")
         u.add_argument("-v", "--verbose", action="store_true",
                        help="print what --denoise auto read from each image and the model it chose")
     u.add_argument("--model", default="default", help="model name or .safetensors file (default: default)")

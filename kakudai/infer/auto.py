@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.estimate import Ringing, flat_fraction, jpeg_history, jpeg_ringing, noise_sigma, texture_sigma
+from ..ops.estimate import Ringing, flat_fraction, is_gray, jpeg_history, jpeg_ringing, noise_sigma, texture_sigma
 
 __all__ = ["Assessment", "assess", "style_of", "STYLES", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
            "TEXTURE_MIN_SIGMA", "DRAWN_MIN_FLAT", "DRAWN_MIN_FLAT_CLEANED", "RINGING_MIN_STEPS",
@@ -66,7 +66,9 @@ TEXTURE_MIN_SIGMA = 8.5
 # photo (the safe side); a photo is not taken for a drawing.
 DRAWN_MIN_FLAT = 0.5
 DRAWN_MIN_FLAT_CLEANED = 0.4
-STYLES = ("photo", "illustration")
+# Drawn images come as "illustration" (colour) or "manga" (gray: manga pages, ink
+# drawings), each with its own models (kakudai.zoo).
+STYLES = ("photo", "illustration", "manga")
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
 # Larger images are read on a grid of crops (8-pixel aligned, so a JPEG's blocks stay in
@@ -174,16 +176,20 @@ def _ringing(crops: list[np.ndarray]) -> Ringing:
     return Ringing(steps, on_grid / steps if steps else 0.0, float(np.mean([r.room for r in readings])))
 
 
-def style_of(pixels: np.ndarray, cleaned: bool = False) -> str:
+def style_of(pixels: np.ndarray, cleaned: bool = False, gray: bool | None = None) -> str:
     """``"illustration"`` for drawn images (flat colour, line art, most screenshots of
-    drawings), else ``"photo"``; ``pixels`` (H, W[, C]) uint8 / uint16 / float in
-    [0, 1]; ``cleaned``: the pixels come out of automatic JPEG/noise cleaning (a lower
-    threshold, :data:`DRAWN_MIN_FLAT_CLEANED`). Large images are read on a grid of
-    crops. Images under MIN_SIDE pixels a side count as photos."""
+    drawings), ``"manga"`` for gray ones (:func:`kakudai.ops.estimate.is_gray`), else
+    ``"photo"``; ``pixels`` (H, W[, C]) uint8 / uint16 / float in [0, 1]; ``cleaned``:
+    the pixels come out of automatic JPEG/noise cleaning (a lower threshold,
+    :data:`DRAWN_MIN_FLAT_CLEANED`); ``gray``: whether the image is gray, when known
+    from before the cleaning (None: read from ``pixels``). Large images are read on a
+    grid of crops. Images under MIN_SIDE pixels a side count as photos."""
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if min(a.shape[:2]) < MIN_SIDE:
         return "photo"
     flat = _flat_share(_crops(a, STYLE_GRID))
-    return "illustration" if flat >= (DRAWN_MIN_FLAT_CLEANED if cleaned else DRAWN_MIN_FLAT) else "photo"
+    if flat < (DRAWN_MIN_FLAT_CLEANED if cleaned else DRAWN_MIN_FLAT):
+        return "photo"
+    return "manga" if (is_gray(a) if gray is None else gray) else "illustration"

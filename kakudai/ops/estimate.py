@@ -16,6 +16,7 @@ in :mod:`kakudai.data.io`):
   cannot read (line art on white, whose every detailed block holds clipped samples):
   ringing that spreads through an 8x8 block and stops at its edges, far from the
   strokes that caused it.
+* :func:`is_gray`: whether an image's colour channels carry one gray picture.
 * :func:`flat_fraction`: the share of 3x3 neighbourhoods that are flat to within a
   level or two, which separates drawn images (flat fills: most of the image) from
   photographs (sensor noise and texture: almost none).
@@ -29,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["noise_sigma", "texture_sigma", "blockiness", "jpeg_quality", "ijg_table", "jpeg_history",
-           "jpeg_ringing", "Ringing", "flat_fraction", "IJG_LUMA_TABLE"]
+           "jpeg_ringing", "Ringing", "flat_fraction", "is_gray", "IJG_LUMA_TABLE"]
 
 # The IJG (libjpeg) standard luminance quantisation table, in natural (row-major) order.
 IJG_LUMA_TABLE = np.array([
@@ -306,6 +307,25 @@ def jpeg_quality(luma_table) -> int:
     tables = np.clip(np.floor((IJG_LUMA_TABLE[None] * s[:, None] + 50.0) / 100.0), 1, 255)
     err = np.abs(np.log(tables) - np.log(np.maximum(t[None], 1.0))).sum(axis=1)
     return int(qs[int(np.argmin(err))])
+
+
+def is_gray(img: np.ndarray, tolerance: float = 2.0, share: float = 0.999) -> bool:
+    """Whether ``img`` is gray: one channel (H, W) or (H, W, 1), or colour channels that
+    agree to within ``tolerance`` levels (0-255 units; uint16 and float [0, 1] images
+    are scaled) at ``share`` of the pixels or more, as a gray page saved in colour, or
+    through a colour JPEG, is. A tinted scan (sepia, yellowed paper) is not gray."""
+    a = np.asarray(img)
+    if a.ndim == 2 or a.shape[2] == 1:
+        return True
+    if a.dtype == np.uint8:
+        limit = tolerance
+    elif a.dtype == np.uint16:
+        limit = tolerance * 257.0
+    else:
+        limit = tolerance / 255.0 + 1e-6
+    rgb = a[:, :, :3].astype(np.float32)
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return bool((spread <= limit).mean() >= share)
 
 
 def flat_fraction(img: np.ndarray, tolerance: float = 1.0) -> float:

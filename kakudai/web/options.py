@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from .. import api
+from ..infer.auto import STYLES
 from ..zoo import ALIASES, resolve, shipped
 
 __all__ = ["ApiError", "WebConfig", "ModelChoice", "UpscaleRequest", "model_choices", "models_payload",
@@ -23,7 +24,7 @@ __all__ = ["ApiError", "WebConfig", "ModelChoice", "UpscaleRequest", "model_choi
 
 # waifu2x's noise levels (0 = light JPEG cleanup ... 3 = strong); "none" = off.
 DENOISE_LEVELS = (0, 1, 2, 3)
-STYLE_CHOICES = ("auto", "photo", "illustration")  # kakudai.api.Upscaler(style=...)
+STYLE_CHOICES = ("auto", *STYLES)  # kakudai.api.Upscaler(style=...)
 SCALE_PRESETS = (2.0, 3.0, 4.0)
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
         "GIF": "image/gif", "TIFF": "image/tiff"}
@@ -119,7 +120,7 @@ class UpscaleRequest:
     scale: float | None = None
     size: tuple[int | None, int | None] | None = None  # target (width, height); one may be None
     denoise: int | str | None = "auto"  # "auto": as the CLI's default; None: no noise reduction
-    style: str = "auto"  # photo / illustration / auto: as the CLI's --style
+    style: str = "auto"  # photo / illustration / manga / auto: as the CLI's --style
 
     def upscaler_key(self) -> tuple[str, int | str | None, str]:
         """What the :class:`kakudai.api.Upscaler` serving this request is built from
