@@ -228,3 +228,19 @@ def test_train_pairs_add_screentone_copies(tmp_path):
     assert 6 < len(half.pairs[2]) < 12 and len(again.pairs[2]) == len(half.pairs[2])
     with pytest.raises(ValueError, match="screentone"):
         TrainPairs([tmp_path], [2], verbose=False, screentone=(0.5, 6.0))
+
+
+def test_train_pairs_made_gray(tmp_path):
+    """data.gray: every pair (screentone copies included) is gray, as RGB with equal
+    channels, and the LR is the benchmark shrink of that gray HR."""
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        a = np.full((48, 48, 3), 255, np.uint8)
+        a[8:40, 8:40] = rng.integers(60, 200, 3)
+        Image.fromarray(a).save(tmp_path / f"d{i}.png")
+    gray = TrainPairs([tmp_path], [2], verbose=False, screentone=(1.0, 4.0, 6.0), gray=True)
+    assert len(gray.pairs[2]) == 8
+    for hr, lr in gray.pairs[2]:
+        assert (hr == hr[:, :, :1]).all() and (lr == lr[:, :, :1]).all()
+    first = np.asarray(Image.open(tmp_path / "d0.png").convert("L"))
+    assert np.array_equal(gray.pairs[2][0][0][:, :, 0], first)
