@@ -309,6 +309,16 @@ def jpeg_quality(luma_table) -> int:
     return int(qs[int(np.argmin(err))])
 
 
+def _in_sample_units(levels: float, dtype: np.dtype) -> float:
+    """``levels`` (0-255 units) in the units of samples of ``dtype``: uint8 as they are,
+    uint16 x 257, float in [0, 1] / 255 (plus a hair, so equality holds in float32)."""
+    if dtype == np.uint8:
+        return levels
+    if dtype == np.uint16:
+        return levels * 257.0
+    return levels / 255.0 + 1e-6
+
+
 def is_gray(img: np.ndarray, tolerance: float = 2.0, share: float = 0.999) -> bool:
     """Whether ``img`` is gray: one channel (H, W) or (H, W, 1), or colour channels that
     agree to within ``tolerance`` levels (0-255 units; uint16 and float [0, 1] images
@@ -317,12 +327,7 @@ def is_gray(img: np.ndarray, tolerance: float = 2.0, share: float = 0.999) -> bo
     a = np.asarray(img)
     if a.ndim == 2 or a.shape[2] == 1:
         return True
-    if a.dtype == np.uint8:
-        limit = tolerance
-    elif a.dtype == np.uint16:
-        limit = tolerance * 257.0
-    else:
-        limit = tolerance / 255.0 + 1e-6
+    limit = _in_sample_units(tolerance, a.dtype)
     rgb = a[:, :, :3].astype(np.float32)
     spread = rgb.max(axis=2) - rgb.min(axis=2)
     return bool((spread <= limit).mean() >= share)
@@ -340,12 +345,9 @@ def flat_fraction(img: np.ndarray, tolerance: float = 1.0) -> float:
     h, w = a.shape[:2]
     if h < 3 or w < 3:
         return 0.0
-    if a.dtype == np.uint8:
-        limit = tolerance
-    elif a.dtype == np.uint16:
-        limit = tolerance * 257.0
-    else:  # float in [0, 1]
-        a, limit = a.astype(np.float32), tolerance / 255.0 + 1e-6
+    limit = _in_sample_units(tolerance, a.dtype)
+    if a.dtype not in (np.uint8, np.uint16):  # float in [0, 1]
+        a = a.astype(np.float32)
     hi = a[:h - 2, :w - 2].copy()  # running max / min over the 3x3 window, in the samples' type
     lo = hi.copy()
     for dy in range(3):
