@@ -284,6 +284,30 @@ def test_clean_benchmark_images_are_not_taken_for_jpegs(bench_dir) -> None:
         for scale in (2, 4):
             for it in benchmark_set(bench_dir / name, scale):
                 assert not assess(it.lr).jpeg, (name, scale, it.name)
+                # Gray images are read for ringing from a lower flat share (manga pages).
+                gray = np.asarray(Image.fromarray(it.lr).convert("L"))
+                assert not assess(gray).jpeg, (name, scale, it.name, "gray")
+
+
+def test_jpeg_of_a_gray_page_with_dot_screens_is_read() -> None:
+    """A gray page whose mid-tones are dot screens: ink and paper clip every block, and
+    the dots keep its flat share under a colour drawing's; its JPEG is read from ringing."""
+    from kakudai.infer.auto import DRAWN_MIN_FLAT, DRAWN_MIN_FLAT_CLEANED, _crops, _flat_share, assess
+    from kakudai.ops.screentone import screentone
+
+    page = np.full((512, 512), 255, np.uint8)
+    page[40:100, 40:470] = 150  # toned panels
+    page[260:480, 60:300] = 90
+    for y in range(30, 500, 37):
+        page[y:y + 2, 20:490] = 0  # ink strokes
+    page[:, 250:252] = 0
+    hr = screentone(page, period=6.0)
+    lr = np.asarray(Image.fromarray(hr).resize((256, 256), Image.BICUBIC))
+    assert not assess(lr).jpeg
+    jpeg = _jpeg(np.repeat(lr[:, :, None], 3, axis=2), 75)[0]
+    flat = _flat_share(_crops(jpeg, 2))
+    assert DRAWN_MIN_FLAT_CLEANED <= flat < DRAWN_MIN_FLAT, flat  # a colour drawing's ringing gate stays shut
+    assert assess(jpeg).jpeg and assess(jpeg).jpeg_from == "ringing"
 
 
 def test_a_chance_lattice_fit_on_a_clean_drawing_is_dropped(bench_dir) -> None:
