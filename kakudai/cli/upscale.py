@@ -11,7 +11,7 @@ import argparse
 
 # Only light modules here: --help and argument parsing must not load Pillow, numpy or torch.
 from ..data.formats import DEFAULT_MAX_PIXELS
-from ..infer.auto import STYLES
+from ..infer.styles import STYLES
 from ..infer.distributed import ClusterOptions
 from .batch import OUTPUT_FORMATS, BatchOptions, run_batch
 from .jobs import JobOptions, VideoOptions

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .styles import STYLES
 from ..ops.estimate import Ringing, flat_fraction, is_gray, jpeg_history, jpeg_ringing, noise_sigma, texture_sigma
 
 __all__ = ["Assessment", "assess", "style_of", "STYLES", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
@@ -70,9 +71,7 @@ TEXTURE_MIN_SIGMA = 8.5
 # photo (the safe side); a photo is not taken for a drawing.
 DRAWN_MIN_FLAT = 0.5
 DRAWN_MIN_FLAT_CLEANED = 0.4
-# Drawn images come as "illustration" (colour) or "manga" (gray: manga pages, ink
-# drawings), each with its own models (kakudai.zoo).
-STYLES = ("photo", "illustration", "manga")
+
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
 # Larger images are read on a grid of crops (8-pixel aligned, so a JPEG's blocks stay in

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from .. import api
-from ..infer.auto import STYLES
+from ..infer.styles import STYLES
 from ..zoo import ALIASES, resolve, shipped
 
 __all__ = ["ApiError", "WebConfig", "ModelChoice", "UpscaleRequest", "model_choices", "models_payload",
