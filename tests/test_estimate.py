@@ -292,7 +292,7 @@ def test_clean_benchmark_images_are_not_taken_for_jpegs(bench_dir) -> None:
 def test_jpeg_of_a_gray_page_with_dot_screens_is_read() -> None:
     """A gray page whose mid-tones are dot screens: ink and paper clip every block, and
     the dots keep its flat share under a colour drawing's; its JPEG is read from ringing."""
-    from kakudai.infer.auto import DRAWN_MIN_FLAT, DRAWN_MIN_FLAT_CLEANED, _crops, _flat_share, assess
+    from kakudai.infer.auto import DRAWN_MIN_FLAT, RINGING_MIN_FLAT_GRAY, _crops, _flat_share, assess
     from kakudai.ops.screentone import screentone
 
     page = np.full((512, 512), 255, np.uint8)
@@ -306,7 +306,7 @@ def test_jpeg_of_a_gray_page_with_dot_screens_is_read() -> None:
     assert not assess(lr).jpeg
     jpeg = _jpeg(np.repeat(lr[:, :, None], 3, axis=2), 75)[0]
     flat = _flat_share(_crops(jpeg, 2))
-    assert DRAWN_MIN_FLAT_CLEANED <= flat < DRAWN_MIN_FLAT, flat  # a colour drawing's ringing gate stays shut
+    assert RINGING_MIN_FLAT_GRAY <= flat < DRAWN_MIN_FLAT, flat  # a colour drawing's ringing gate stays shut
     assert assess(jpeg).jpeg and assess(jpeg).jpeg_from == "ringing"
 
 

@@ -27,7 +27,7 @@ from ..ops.estimate import Ringing, flat_fraction, is_gray, jpeg_history, jpeg_r
 
 __all__ = ["Assessment", "assess", "style_of", "STYLES", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
            "TEXTURE_MIN_SIGMA", "DRAWN_MIN_FLAT", "DRAWN_MIN_FLAT_CLEANED", "RINGING_MIN_STEPS",
-           "RINGING_MIN_ALIGNMENT", "RINGING_QUALITY", "RINGING_MIN_ROOM"]
+           "RINGING_MIN_ALIGNMENT", "RINGING_QUALITY", "RINGING_MIN_ROOM", "RINGING_MIN_FLAT_GRAY"]
 
 # A JPEG saved at this quality or below counts as degraded (above it the artifacts
 # are below what the flagship tolerates, and pixel evidence is unreliable).
@@ -52,10 +52,11 @@ RINGING_MIN_ROOM = 0.02
 # 0.024-0.127; compressed clip art and Art10 (quality 30-90) are read as JPEGs in 745 of 864
 # cases against 574 by the lattice alone. Photographs are left to the lattice reading:
 # a white sky makes steps too, and photos that were JPEGs before being shrunk align them.
-# Gray images are read for ringing from the lower flat share DRAWN_MIN_FLAT_CLEANED: a
-# manga page's dot screens lower its share, and its ink and paper clip every block the
-# lattice would read. Of the gray versions of Set14, Kodak24 and BSD200 (x2-x4) with a
-# flat share of 0.4 or more, one (a slide) is read as a JPEG.
+# Gray images are read for ringing from this lower flat share: a manga page's dot
+# screens lower its share, and its ink and paper clip every block the lattice would
+# read. Of the gray versions of Set14, Kodak24 and BSD200 (x2-x4) with a flat share of
+# 0.4 or more, one (a slide) is read as a JPEG.
+RINGING_MIN_FLAT_GRAY = 0.4
 # White noise (0-255 units) from which an image counts as noisy ...
 NOISE_MIN_SIGMA = 3.5
 # ... or total fine-scale energy (texture plus noise) from which it does: strong noise on
@@ -155,7 +156,7 @@ def assess(pixels: np.ndarray, file_quality: int | None = None) -> Assessment:
     if file_quality is not None:
         return Assessment(int(file_quality), "file", noise, texture)
     found = [q for c in crops if (q := jpeg_history(c)) is not None]
-    drawn = DRAWN_MIN_FLAT_CLEANED if is_gray(a) else DRAWN_MIN_FLAT
+    drawn = RINGING_MIN_FLAT_GRAY if is_gray(a) else DRAWN_MIN_FLAT
     ringing = _ringing(crops) if _flat_share(crops) >= drawn else None
     if found and not (ringing is not None and ringing.steps == 0 and ringing.room >= RINGING_MIN_ROOM):
         return Assessment(min(found), "pixels", noise, texture)

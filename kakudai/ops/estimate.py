@@ -327,10 +327,9 @@ def is_gray(img: np.ndarray, tolerance: float = 2.0, share: float = 0.999) -> bo
     a = np.asarray(img)
     if a.ndim == 2 or a.shape[2] == 1:
         return True
-    limit = _in_sample_units(tolerance, a.dtype)
-    rgb = a[:, :, :3].astype(np.float32)
-    spread = rgb.max(axis=2) - rgb.min(axis=2)
-    return bool((spread <= limit).mean() >= share)
+    rgb = a[:, :, :3]
+    spread = rgb.max(axis=2) - rgb.min(axis=2)  # max >= min: no wrap-around in unsigned types
+    return bool((spread <= _in_sample_units(tolerance, a.dtype)).mean() >= share)
 
 
 def flat_fraction(img: np.ndarray, tolerance: float = 1.0) -> float:

@@ -70,10 +70,10 @@ class DataConfig:
     # images also gets a gray copy with its mid-tones as screentone (kakudai.ops.screentone)
     # of a period drawn from ``screentone_period``. 0 = none.
     screentone_share: float = 0.0
+    screentone_period: list[float] = field(default_factory=lambda: [4.0, 10.0])  # [lo, hi] HR pixels
     # Every training image made gray (Pillow's "L", replicated to RGB) before anything
     # else, screentone copies included: a model for gray pages, as manga and scans are.
     gray: bool = False
-    screentone_period: list[float] = field(default_factory=lambda: [4.0, 10.0])  # [lo, hi] HR pixels
     # Validation inputs (task = "sr"): "" is the benchmark LR, else a fixed chain such as
     # "jpeg:75" or "noise:10" applied after the shrink (kakudai.evaluation.degraded_lr).
     val_degrade: list[str] = field(default_factory=lambda: [""])
