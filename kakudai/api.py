@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 
 from .data.io import DEFAULT_MAX_PIXELS, ImageData, from_pil, read_image, to_pil, write_image
-from .infer.auto import STYLES, style_of
+from .infer.auto import style_of
+from .infer.styles import STYLES
 from .infer.tiling import tile_count
 from .infer.upscale import super_resolve, tile_multiple, upscale_tile
 from .models.calling import single_scale

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .styles import STYLES
 from ..ops.estimate import Ringing, flat_fraction, is_gray, jpeg_history, jpeg_ringing, noise_sigma, texture_sigma
 
-__all__ = ["Assessment", "assess", "style_of", "STYLES", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
+__all__ = ["Assessment", "assess", "style_of", "JPEG_MAX_QUALITY", "NOISE_MIN_SIGMA",
            "TEXTURE_MIN_SIGMA", "DRAWN_MIN_FLAT", "DRAWN_MIN_FLAT_CLEANED", "RINGING_MIN_STEPS",
            "RINGING_MIN_ALIGNMENT", "RINGING_QUALITY", "RINGING_MIN_ROOM", "RINGING_MIN_FLAT_GRAY"]
 
@@ -72,7 +71,6 @@ TEXTURE_MIN_SIGMA = 8.5
 # photo (the safe side); a photo is not taken for a drawing.
 DRAWN_MIN_FLAT = 0.5
 DRAWN_MIN_FLAT_CLEANED = 0.4
-
 # Smaller images are not read (a few hundred pixels of texture look like noise).
 MIN_SIDE = 32
 # Larger images are read on a grid of crops (8-pixel aligned, so a JPEG's blocks stay in
